@@ -1,0 +1,1 @@
+"""The ``postwire`` command: run services, migrate the database, administer accounts."""

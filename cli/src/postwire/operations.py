@@ -1,0 +1,124 @@
+"""What the CLI commands do, apart from argument handling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from postwire.registry import MIGRATIONS
+from postwire_common import db
+from postwire_common.config import Settings
+from postwire_common.migrations import upgrade
+from postwire_ingest import accounts
+from postwire_ingest.store import IngestStore
+
+DEMO_ACCOUNT = "demo"
+DEMO_DOMAIN = "demo.postwire.example"
+DEMO_SENDER = f"hello@{DEMO_DOMAIN}"
+
+
+def migrate(settings: Settings, only: Sequence[str] = ()) -> Iterator[str]:
+    if asyncio.run(db.ensure_database(settings.database_url)):
+        yield f"created database {db.database_name(settings.database_url)}"
+    for migration in MIGRATIONS:
+        if only and migration.service not in only:
+            continue
+        upgrade(settings.database_url, migration)
+        yield f"{migration.service}: schema up to date"
+
+
+def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            shown = "(set, hidden)"
+        elif value is None:
+            shown = "(unset)"
+        elif isinstance(value, list):
+            shown = ",".join(f"{v:g}s" if isinstance(v, float) else str(v) for v in value)
+        else:
+            shown = str(value)
+        rows.append((f"POSTWIRE_{name.upper()}", shown, field.description or ""))
+    return rows
+
+
+async def _with_store(settings: Settings) -> IngestStore:
+    return IngestStore(await db.create_pool(settings.database_url, size=1))
+
+
+async def create_account(settings: Settings, name: str) -> dict[str, Any]:
+    store = await _with_store(settings)
+    try:
+        return await accounts.create_account(store, name)
+    finally:
+        await store.pool.close()
+
+
+async def new_key(settings: Settings, api_user: str) -> dict[str, Any]:
+    store = await _with_store(settings)
+    try:
+        account_id = await store.pool.fetchval(
+            "SELECT account_id FROM ingest.api_users WHERE name = $1", api_user
+        )
+        if account_id is None:
+            from postwire_common.errors import NotFound
+
+            raise NotFound(f"no API user {api_user!r}")
+        return await accounts.regenerate_key(store, account_id, api_user)
+    finally:
+        await store.pool.close()
+
+
+def seed_demo(settings: Settings, api: str, state_file: str) -> dict[str, Any]:
+    """Demo account, verified domain and sender, through the HTTP API (idempotent)."""
+    if settings.admin_token is None:
+        raise SystemExit("postwire demo needs POSTWIRE_ADMIN_TOKEN (the admin API is off)")
+    admin = {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
+    path = Path(state_file)
+    with httpx.Client(base_url=api, timeout=30) as client:
+        creds = json.loads(path.read_text()) if path.exists() else None
+        if creds and client.get("/v1/senders", auth=_auth(creds)).status_code != 200:
+            creds = None  # stale (database was reset)
+        if creds is None:
+            answer = client.post("/v1/admin/accounts", json={"name": DEMO_ACCOUNT}, headers=admin)
+            if answer.json()["Code"] == "already_exists":
+                user = f"{DEMO_ACCOUNT}_trigger"
+                creds = asyncio.run(new_key(settings, user))
+            else:
+                _expect(answer, 201)
+                creds = answer.json()["Result"]
+            creds = {"api_user": creds["api_user"], "api_key": creds["api_key"]}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(creds))
+            os.chmod(path, 0o600)
+        auth = _auth(creds)
+        _expect(client.post("/v1/domains", json={"name": DEMO_DOMAIN}, auth=auth), 201, 409)
+        _expect(client.post(f"/v1/admin/domains/{DEMO_DOMAIN}/verified", headers=admin), 200)
+        _expect(
+            client.post(
+                "/v1/senders", json={"address": DEMO_SENDER, "alias": "postwire demo"}, auth=auth
+            ),
+            201,
+            409,
+        )
+    return {**creds, "sender": DEMO_SENDER, "domain": f"{DEMO_DOMAIN} (verified)"}
+
+
+def _auth(creds: dict[str, str]) -> httpx.BasicAuth:
+    return httpx.BasicAuth(creds["api_user"], creds["api_key"])
+
+
+def _expect(answer: httpx.Response, *codes: int) -> None:
+    if answer.status_code not in codes:
+        raise SystemExit(
+            f"postwire demo: {answer.request.method} {answer.request.url.path} answered "
+            f"{answer.status_code}: {answer.text[:300]}"
+        )

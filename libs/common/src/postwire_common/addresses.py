@@ -1,0 +1,74 @@
+"""Email address and header-value validation shared by the HTTP API and SMTP.
+
+Addresses are checked for syntax only (no DNS here: an address whose domain has no mail
+server fails at delivery with status 2). We accept what an SMTP server without SMTPUTF8
+can carry: an ASCII local part and a domain that IDNA can encode.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+
+from postwire_common.errors import InvalidEmail, InvalidValue
+
+# Control characters (CR and LF above all) are how header injection and SMTP smuggling
+# start; Python's email package does not reject them on every path (bpo-43998 and kin).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_NAME_ADDR = re.compile(r"^\s*(?P<name>.*?)\s*<(?P<addr>[^<>]*)>\s*$", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """A validated address with an optional display name."""
+
+    address: str  # ASCII, domain in lower case and IDNA-encoded
+    name: str = ""
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+def check_header_value(field: str, value: str) -> str:
+    """Refuse CR, LF and other control characters in anything that becomes a header."""
+    if _CONTROL.search(value):
+        raise InvalidValue(f"{field} must not contain line breaks or control characters")
+    return value
+
+
+def normalize_address(value: str, *, field: str = "address") -> str:
+    """Validate one bare address and return it in canonical form (domain lower-cased)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEmail(f"{field} is empty")
+    if _CONTROL.search(value):
+        raise InvalidEmail(f"{field} {value!r} contains control characters")
+    try:
+        result = validate_email(
+            value.strip(),
+            check_deliverability=False,
+            allow_smtputf8=False,
+            allow_quoted_local=False,
+            allow_domain_literal=False,
+        )
+    except EmailNotValidError as exc:
+        raise InvalidEmail(f"{field} {value!r} is not a valid email address: {exc}") from None
+    return f"{result.local_part}@{result.ascii_domain.lower()}"
+
+
+def parse_mailbox(value: str, *, field: str = "address") -> Mailbox:
+    """``"Ann <ann@example.org>"``, ``'"Ann" <ann@example.org>'`` or a bare address."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEmail(f"{field} is empty")
+    check_header_value(field, value)
+    match = _NAME_ADDR.match(value)
+    if match is None:
+        return Mailbox(normalize_address(value, field=field))
+    name = match.group("name")
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    if len(name) > 200:
+        raise InvalidValue(f"the display name in {field} is longer than 200 characters")
+    return Mailbox(normalize_address(match.group("addr"), field=field), name.strip())

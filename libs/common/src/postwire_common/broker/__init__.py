@@ -1,0 +1,1 @@
+"""RabbitMQ plumbing: topology, broker factory, confirmed publishing, outbox, consume policy."""

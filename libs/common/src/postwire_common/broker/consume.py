@@ -1,0 +1,63 @@
+"""What a consumer does when its handler fails.
+
+- The body does not parse (a pydantic ``ValidationError``): the message is poison; it is
+  rejected without requeue and dead-lettered to ``<queue>.dead`` at once.
+- Anything else (database or broker unreachable, a bug): the handler waits with
+  exponential backoff, then the message is requeued. Quorum queues count deliveries, so
+  a message that keeps failing is dead-lettered after ``DELIVERY_LIMIT`` tries (about an
+  hour of backoff) instead of cycling forever, and nothing is dropped.
+
+Handlers therefore only need to raise; they never ack by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from faststream import BaseMiddleware
+from faststream.exceptions import HandlerException, NackMessage, RejectMessage
+from faststream.message import StreamMessage
+from pydantic import ValidationError
+
+log = logging.getLogger("postwire.broker")
+
+MAX_BACKOFF = 60.0
+
+
+def delivery_count(msg: StreamMessage[Any]) -> int:
+    """How many times this message was delivered before (quorum queues count it)."""
+    headers = msg.headers or {}
+    try:
+        return int(headers.get("x-delivery-count", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def backoff_seconds(count: int) -> float:
+    return min(MAX_BACKOFF, 0.25 * (2 ** min(count, 16)))
+
+
+class BackoffMiddleware(BaseMiddleware):  # type: ignore[type-arg]
+    async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
+        try:
+            return await call_next(msg)
+        except HandlerException:
+            raise
+        except ValidationError as exc:
+            log.error(
+                "dropping unparseable message to its dead-letter queue",
+                extra={"message_id": msg.message_id, "error": str(exc)[:500]},
+            )
+            raise RejectMessage(requeue=False) from exc
+        except Exception as exc:
+            count = delivery_count(msg)
+            wait = backoff_seconds(count)
+            log.warning(
+                "handler failed; requeueing after backoff",
+                exc_info=exc,
+                extra={"message_id": msg.message_id, "deliveries": count, "backoff_s": wait},
+            )
+            await asyncio.sleep(wait)
+            raise NackMessage(requeue=True) from exc

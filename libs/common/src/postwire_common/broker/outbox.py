@@ -1,0 +1,136 @@
+"""Transactional outbox: what a request commits is published, even if the broker is down.
+
+A handler adds its bus messages to the outbox table in the same transaction as its own
+rows, commits, answers, and wakes the relay. The relay takes pending rows in id order
+with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work), publishes them all with
+their confirms in flight together, and deletes the rows that were confirmed, all in one
+transaction. A row whose publish failed stays and is tried again; a crash between
+publish and delete publishes a row twice, which consumers absorb (they are idempotent).
+
+The table (one per owning service) is::
+
+    id bigserial primary key, exchange text, routing_key text, message_id text,
+    body bytea, created_at timestamptz default now()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+from faststream.rabbit import RabbitBroker
+from pydantic import BaseModel
+
+from postwire_common.broker.publish import Outgoing, publish_all
+from postwire_common.observability.metrics import OUTBOX_FAILURES, OUTBOX_PUBLISHED
+
+log = logging.getLogger("postwire.outbox")
+
+
+def _encode(body: bytes | BaseModel) -> bytes:
+    return body.model_dump_json().encode() if isinstance(body, BaseModel) else body
+
+
+async def add_to_outbox(conn: asyncpg.Connection, table: str, items: Sequence[Outgoing]) -> None:
+    """Insert ``items`` into ``table`` within the caller's transaction."""
+    if not items:
+        return
+    await conn.execute(
+        f"INSERT INTO {table} (exchange, routing_key, message_id, body) "  # noqa: S608 - constant
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])",
+        [i.exchange for i in items],
+        [i.routing_key for i in items],
+        [i.message_id for i in items],
+        [_encode(i.body) for i in items],
+    )
+
+
+class OutboxRelay:
+    """Publishes a service's outbox rows; one per process, woken after each commit."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        broker: RabbitBroker,
+        table: str,
+        *,
+        batch: int = 500,
+        idle_interval: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._broker = broker
+        self._table = table
+        self._batch = batch
+        self._idle = idle_interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay:{self._table}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                published, failed = await self.relay_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                published, failed = 0, 1
+                log.warning("outbox relay round failed", extra={"error": repr(exc)})
+            if failed:
+                failures += 1
+                await asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)))
+                continue
+            failures = 0
+            if published >= self._batch:
+                continue  # more are waiting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._idle)
+
+    async def relay_once(self) -> tuple[int, int]:
+        """Publish one batch; return (published, failed)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT id, exchange, routing_key, message_id, body FROM {self._table} "  # noqa: S608
+                "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch,
+            )
+            if not rows:
+                return 0, 0
+            items = [
+                Outgoing(r["exchange"], r["routing_key"], r["body"], r["message_id"]) for r in rows
+            ]
+            results = await publish_all(self._broker, items)
+            done = [row["id"] for row, error in zip(rows, results, strict=True) if error is None]
+            failed = len(rows) - len(done)
+            if done:
+                await conn.execute(
+                    f"DELETE FROM {self._table} WHERE id = ANY($1::bigint[])",  # noqa: S608
+                    done,
+                )
+        OUTBOX_PUBLISHED.inc(len(done))
+        if failed:
+            OUTBOX_FAILURES.inc(failed)
+            first = next(e for e in results if e is not None)
+            log.warning(
+                "outbox rows not confirmed by the broker; will retry",
+                extra={"failed": failed, "error": repr(first)},
+            )
+        return len(done), failed
+
+    async def pending(self) -> int:
+        async with self._pool.acquire() as conn:
+            return int(await conn.fetchval(f"SELECT count(*) FROM {self._table}"))  # noqa: S608

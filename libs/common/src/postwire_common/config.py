@@ -1,0 +1,180 @@
+"""Settings every service reads from ``POSTWIRE_*`` environment variables (and ``.env``).
+
+The names in API.md's configuration table are part of the public contract; the extra ones
+here are ours. Each service may extend :class:`Settings` with fields only it reads, but
+most are shared because ``postwire run all`` runs every service on one set.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str | float) -> float:
+    """``"90"``, ``"0.5"``, ``"30s"``, ``"5m"``, ``"2h"`` -> seconds."""
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 5m, 2h or 0.5)")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def parse_schedule(value: Any) -> list[float]:
+    """A comma list of durations, e.g. ``1m,5m,15m``; an empty string means no retries."""
+    if isinstance(value, list | tuple):
+        return [parse_duration(v) for v in value]
+    if not isinstance(value, str):
+        raise ValueError("expected a comma-separated list of durations")
+    return [parse_duration(part) for part in value.split(",") if part.strip()]
+
+
+def _comma_list(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    raise ValueError("expected a comma-separated list")
+
+
+Schedule = Annotated[list[float], NoDecode]
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """One settings object for every service (``POSTWIRE_<NAME>``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="POSTWIRE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/postwire", description="PostgreSQL DSN."
+    )
+    broker_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ URL.")
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token for /v1/admin; unset turns the admin API off."
+    )
+    region: str = Field("local", description="Region name written into events and rules.")
+    http_host: str = Field("127.0.0.1", description="HTTP listen address.")
+    http_port: int = Field(8080, ge=0, le=65535, description="HTTP listen port.")
+    public_url: str = Field(
+        "http://127.0.0.1:8080", description="Base URL of tracking and unsubscribe links."
+    )
+    smtp_port: int = Field(587, ge=0, le=65535, description="SMTP submission (STARTTLS); 0 off.")
+    smtps_port: int = Field(465, ge=0, le=65535, description="SMTP submission (TLS); 0 off.")
+    smtp_tls_cert: str | None = Field(None, description="PEM certificate for submission TLS.")
+    smtp_tls_key: str | None = Field(None, description="PEM key for submission TLS.")
+    smtp_auth_require_tls: bool = Field(True, description="Refuse AUTH before TLS.")
+    dns_nameservers: CommaList = Field(
+        default_factory=list,
+        description="Comma list of ip or ip:port for MX and domain checks; empty = system.",
+    )
+    delivery_port: int = Field(25, ge=1, le=65535, description="Port of recipients' MX hosts.")
+    delivery_relay: str = Field(
+        "", description="host:port of a smart host; empty delivers to MX hosts directly."
+    )
+    helo_name: str = Field(default_factory=socket.getfqdn, description="EHLO name of delivery.")
+    bounce_domain: str = Field(
+        "", description="Domain of the VERP return path (bounce+<env_id>@domain)."
+    )
+    inbound_port: int = Field(25, ge=0, le=65535, description="Inbound MX port; 0 off.")
+    soft_bounce_schedule: Schedule = Field(
+        default_factory=lambda: parse_schedule("1m,5m,15m,30m,1h,2h,4h,8h,16h"),
+        description="Waits between delivery attempts after soft bounces.",
+    )
+    webhook_retry_schedule: Schedule = Field(
+        default_factory=lambda: parse_schedule("3m,10m,30m,1h,6h,12h,24h"),
+        description="Waits between webhook push attempts.",
+    )
+    webhook_timeout: float = Field(3.0, description="A push slower than this has failed.")
+    allow_private_targets: bool = Field(
+        False,
+        description="Allow webhook, MX and relay targets in private or loopback ranges.",
+    )
+
+    # Ours, beyond the contract table.
+    log_level: str = Field("INFO", description="Log level of every logger.")
+    log_format: str = Field("json", pattern="^(json|text)$", description="json or text logs.")
+    delivery_concurrency: int = Field(
+        64, ge=1, le=2000, description="Messages one delivery process works on at once."
+    )
+    delivery_connections_per_host: int = Field(
+        8, ge=1, le=200, description="SMTP connections one delivery process opens per MX host."
+    )
+    delivery_attempt_timeout: float = Field(
+        120.0, description="Longest one SMTP delivery attempt may take before it soft-fails."
+    )
+    notifier_concurrency: int = Field(
+        64, ge=1, le=2000, description="Pushes one notifier process performs at once."
+    )
+    outbox_batch: int = Field(
+        500, ge=1, le=10000, description="Outbox rows one relay round publishes."
+    )
+    db_pool_size: int = Field(10, ge=1, le=500, description="PostgreSQL connections per process.")
+
+    @field_validator("soft_bounce_schedule", "webhook_retry_schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any) -> list[float]:
+        return parse_schedule(value)
+
+    @field_validator("webhook_timeout", "delivery_attempt_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("dns_nameservers", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> list[str]:
+        return _comma_list(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        token = self.admin_token.get_secret_value() if self.admin_token else None
+        if token is not None and len(token) < 16:
+            raise ValueError(
+                "POSTWIRE_ADMIN_TOKEN is too short to be a secret: use at least 16 random "
+                "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+            )
+        if self.delivery_relay and not _HOST_PORT.match(self.delivery_relay):
+            raise ValueError("POSTWIRE_DELIVERY_RELAY must be host:port, e.g. 127.0.0.1:1025")
+        for server in self.dns_nameservers:
+            split_host_port(server, default_port=53)
+        return self
+
+    @property
+    def relay(self) -> tuple[str, int] | None:
+        return (
+            split_host_port(self.delivery_relay, default_port=25) if self.delivery_relay else None
+        )
+
+
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$")
+
+
+def split_host_port(value: str, *, default_port: int) -> tuple[str, int]:
+    """``"1.2.3.4:53"``, ``"[::1]:53"``, ``"::1"`` or ``"host"`` -> (host, port)."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") else default_port
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+        port = int(port_text)
+    else:
+        host, port = value, default_port
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"{value!r} is not host, host:port or [ipv6]:port")
+    return host, port

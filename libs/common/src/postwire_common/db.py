@@ -1,0 +1,92 @@
+"""PostgreSQL access: one asyncpg pool per service, JSON columns as Python values.
+
+Each service keeps its SQL in its own ``store.py`` and its tables in its own schema
+(``ingest``, ``delivery``, ``events``, ``notifier``); nothing here knows any table.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def new_pool(database_url: str, *, size: int = 10) -> asyncpg.Pool:
+    """A pool that connects when first awaited (``await pool``), so the objects that use
+    it can be wired up before the service starts. Call inside the running loop."""
+    return asyncpg.create_pool(
+        database_url,
+        min_size=1,
+        max_size=size,
+        init=_init_connection,
+        command_timeout=60,
+        max_inactive_connection_lifetime=300,
+    )
+
+
+async def create_pool(database_url: str, *, size: int = 10) -> asyncpg.Pool:
+    pool = new_pool(database_url, size=size)
+    await pool
+    return pool
+
+
+async def probe(database_url: str) -> None:
+    """Connect once and disconnect; raises what ``asyncpg.connect`` raises."""
+    conn = await asyncpg.connect(database_url, timeout=5)
+    await conn.close()
+
+
+async def ping(pool: asyncpg.Pool) -> bool:
+    try:
+        async with pool.acquire(timeout=2) as conn:
+            return bool(await conn.fetchval("SELECT true", timeout=2))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False
+
+
+def database_name(database_url: str) -> str:
+    return urlsplit(database_url).path.lstrip("/") or "postgres"
+
+
+def with_database(database_url: str, name: str) -> str:
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def ensure_database(database_url: str) -> bool:
+    """Create the database named in ``database_url`` if it does not exist; True if created."""
+    name = database_name(database_url)
+    conn = await asyncpg.connect(with_database(database_url, "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        quoted = '"' + name.replace('"', '""') + '"'
+        try:
+            await conn.execute(f"CREATE DATABASE {quoted}")
+        except asyncpg.DuplicateDatabaseError:
+            return False  # created concurrently by another migrator
+        return True
+    finally:
+        await conn.close()
+
+
+async def drop_database(database_url: str) -> None:
+    name = database_name(database_url)
+    conn = await asyncpg.connect(with_database(database_url, "postgres"))
+    try:
+        quoted = '"' + name.replace('"', '""') + '"'
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+def record_to_dict(record: asyncpg.Record | None) -> dict[str, Any] | None:
+    return dict(record) if record is not None else None

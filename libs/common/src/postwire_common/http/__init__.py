@@ -1,0 +1,1 @@
+"""The HTTP edge shared by every service: envelope, error mapping, auth dependencies."""

@@ -1,0 +1,151 @@
+"""The response envelope ``{"Code", "Description", "Result"}`` of every answer.
+
+Routes return :func:`ok` (or raise a :class:`~postwire_common.errors.PostwireError`);
+:func:`install_error_handlers` turns every error, FastAPI's own included, into the
+envelope, so no client ever sees a stack trace or a bare FastAPI error body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Generic, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from postwire_common.errors import AuthorizationFailed, PostwireError, QuotaExceeded
+
+log = logging.getLogger("postwire.http")
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    """Every response body."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    code: str = Field("ok", alias="Code", description="ok or an error code (API.md).")
+    description: str = Field("ok", alias="Description", description="Human-readable text.")
+    result: T | None = Field(None, alias="Result", description="The answer, or null.")
+
+
+def envelope_response(
+    result: Any = None,
+    *,
+    code: str = "ok",
+    description: str = "ok",
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = to_json({"Code": code, "Description": description, "Result": result}, by_alias=True)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def ok(result: Any = None, *, status: int = 200, description: str = "ok") -> Response:
+    return envelope_response(result, status=status, description=description)
+
+
+def error_response(error: PostwireError) -> Response:
+    headers: dict[str, str] | None = None
+    if isinstance(error, QuotaExceeded):
+        headers = {"Retry-After": str(error.retry_after)}
+    elif isinstance(error, AuthorizationFailed):
+        headers = {"WWW-Authenticate": 'Basic realm="postwire"'}
+    return envelope_response(
+        None,
+        code=error.code,
+        description=error.description,
+        status=error.http_status,
+        headers=headers,
+    )
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def validation_error_response(exc: RequestValidationError) -> Response:
+    errors = exc.errors()
+    first = errors[0] if errors else {"type": "value_error", "loc": (), "msg": "invalid"}
+    kind = first.get("type", "")
+    where = _location(tuple(first.get("loc", ())))
+    if kind == "json_invalid":
+        code, text = "invalid_value", "the request body is not valid JSON"
+    elif kind == "missing":
+        code, text = "empty_value", f"{where} is required"
+    else:
+        code, text = "invalid_value", f"{where}: {first.get('msg', 'invalid value')}"
+    return envelope_response(None, code=code, description=text, status=400)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PostwireError)
+    async def _postwire(_: Request, exc: PostwireError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        return validation_error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return envelope_response(
+                None, code="not_found", description="no such resource", status=404
+            )
+        if exc.status_code == 405:
+            return envelope_response(
+                None,
+                code="not_available",
+                description="this method is not available on this resource",
+                status=405,
+            )
+        if exc.status_code == 401:
+            return envelope_response(
+                None, code="authorization_failed", description=str(exc.detail), status=401
+            )
+        if exc.status_code == 413:
+            return envelope_response(
+                None, code="size_exceeded", description=str(exc.detail), status=400
+            )
+        if exc.status_code < 500:
+            return envelope_response(
+                None, code="invalid_value", description=str(exc.detail), status=400
+            )
+        return envelope_response(
+            None, code="internal_error", description="internal error", status=500
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"method": request.method, "path": request.url.path},
+        )
+        return envelope_response(
+            None,
+            code="internal_error",
+            description="internal error; nothing was changed",
+            status=500,
+        )
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """For routes that read the body themselves: a JSON object or ``invalid_value``."""
+    from postwire_common.errors import InvalidValue
+
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidValue("the request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidValue("the request body must be a JSON object")
+    return value

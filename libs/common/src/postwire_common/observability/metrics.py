@@ -1,0 +1,41 @@
+"""Prometheus metrics of the process, and the FastStream middleware that fills the
+broker's. One process registry: ``postwire run all`` exposes every service's metrics on
+one ``/metrics``."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+ACCEPTED = Counter(
+    "postwire_messages_accepted_total", "Recipient messages accepted by ingest.", ["via"]
+)
+OUTBOX_PUBLISHED = Counter("postwire_outbox_published_total", "Outbox rows confirmed.")
+OUTBOX_FAILURES = Counter("postwire_outbox_failures_total", "Outbox publishes not confirmed.")
+DELIVERIES = Counter(
+    "postwire_delivery_attempts_total", "SMTP delivery attempts by outcome.", ["outcome"]
+)
+DELIVERY_SECONDS = Histogram(
+    "postwire_delivery_attempt_seconds",
+    "Duration of one delivery attempt (route, connect, transaction).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+SMTP_CONNECTIONS = Gauge("postwire_smtp_connections", "Open outbound SMTP connections.")
+EVENTS_RECORDED = Counter("postwire_events_recorded_total", "Events recorded.", ["event"])
+PUSHES = Counter("postwire_webhook_pushes_total", "Webhook push attempts.", ["outcome"])
+HTTP_REQUESTS = Counter(
+    "postwire_http_requests_total", "HTTP requests.", ["method", "route", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "postwire_http_request_seconds",
+    "HTTP request duration.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+@cache
+def broker_metrics_middleware() -> RabbitPrometheusMiddleware:
+    return RabbitPrometheusMiddleware(registry=REGISTRY, app_name="postwire")

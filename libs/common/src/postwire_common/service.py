@@ -1,0 +1,134 @@
+"""The shape of a service inside a process.
+
+A service owns a database pool, a FastStream broker with its subscribers, its HTTP
+routers and any background tasks. It is constructed inside the running event loop with
+everything wired (the pool connects and the broker starts in :meth:`Service.start`).
+``postwire run <names>`` builds one HTTP app from the services it runs
+(``postwire_common.http.app.build_app``) and starts and stops them in its lifespan;
+that is the whole process model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import asyncpg
+from aiormq.exceptions import AMQPError
+from fastapi import APIRouter
+from faststream.rabbit import RabbitBroker
+
+from postwire_common import db
+from postwire_common.broker.factory import declare_topology, make_broker
+from postwire_common.config import Settings
+
+STARTUP_PATIENCE = 30.0  # seconds to wait for PostgreSQL/RabbitMQ (e.g. pods starting together)
+
+
+class StartupError(Exception):
+    """A service cannot start; the message says what to do."""
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+async def _retry_connect(connect: Callable[[], Awaitable[object]], *, what: str, hint: str) -> None:
+    deadline = time.monotonic() + STARTUP_PATIENCE
+    delay = 0.5
+    while True:
+        try:
+            await connect()
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, AMQPError) as exc:
+            if time.monotonic() >= deadline:
+                raise StartupError(f"{what} is not reachable ({exc}); {hint}") from exc
+            logging.getLogger("postwire").warning("waiting for %s", what, extra={"error": str(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def _probe_broker(url: str) -> None:
+    connection = await aio_pika.connect(url, timeout=5)
+    await connection.close()
+
+
+async def wait_for_dependencies(settings: Settings) -> None:
+    """Wait up to ``STARTUP_PATIENCE`` for PostgreSQL and RabbitMQ; StartupError if not."""
+    await _retry_connect(
+        lambda: db.probe(settings.database_url),
+        what=f"PostgreSQL at {redact(settings.database_url)}",
+        hint="start it, or point POSTWIRE_DATABASE_URL at it",
+    )
+    await _retry_connect(
+        lambda: _probe_broker(settings.broker_url),
+        what=f"RabbitMQ at {redact(settings.broker_url)}",
+        hint="start it, or point POSTWIRE_BROKER_URL at it",
+    )
+
+
+class Service:
+    """Base of every service: pool, broker, routers, background tasks, readiness."""
+
+    name: str = "service"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.log = logging.getLogger(f"postwire.{self.name}")
+        self.broker: RabbitBroker = make_broker(settings, service=self.name)
+        self.pool: asyncpg.Pool = db.new_pool(settings.database_url, size=settings.db_pool_size)
+        self._started = False
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def routers(self) -> Sequence[APIRouter]:
+        return ()
+
+    async def start(self) -> None:
+        # Wait for both first: a pool whose first connect fails is closed for good.
+        await wait_for_dependencies(self.settings)
+        await self.pool
+        self._started = True
+        await self.broker.connect()
+        await declare_topology(self.broker, self.settings)
+        await self.on_start()
+        await self.broker.start()
+        self.log.info("started", extra={"service": self.name})
+
+    async def stop(self) -> None:
+        await self.broker.stop()  # waits for handlers in flight (graceful_timeout)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.on_stop()
+        if self._started:
+            await self.pool.close()
+            self._started = False
+        self.log.info("stopped", extra={"service": self.name})
+
+    async def on_start(self) -> None:
+        """Set up stores and background work; subscribers start after this."""
+
+    async def on_stop(self) -> None:
+        """Tear down what ``on_start`` made."""
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=f"{self.name}:{name}"))
+
+    async def readiness(self) -> dict[str, bool]:
+        broker_ok = await self.broker.ping(timeout=2.0)
+        database_ok = self._started and await db.ping(self.pool)
+        return {"broker": bool(broker_ok), "database": bool(database_ok)}

@@ -1,0 +1,164 @@
+"""Delivering one ``OutboundMessage``, as named steps that return early.
+
+::
+
+    already terminal?  ──yes──▶ announce the recorded outcome again, done
+    claim the attempt  ──finished──▶ announce its recorded outcome again, done
+                       ──leased by another worker──▶ AttemptInProgress (retried later)
+    route (relay or MX) ──▶ SMTP to each target until one answers
+    record the result (terminal results guard against a second delivery)
+    announce: delivered / failed event, or a retry copy + soft_bounce event
+
+"Announce" publishes with confirms before the bus message is acked, and event ids are
+deterministic (``env_id:attempt:event``), so a crash anywhere repeats at most an
+announcement, never an SMTP delivery that was recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+
+from faststream.rabbit import RabbitBroker
+
+from postwire_common.broker import topology
+from postwire_common.broker.publish import Outgoing, publish_all_or_raise
+from postwire_common.config import Settings
+from postwire_common.observability.metrics import DELIVERIES, DELIVERY_SECONDS
+from postwire_common.schemas import EventType, MailEvent, OutboundMessage
+from postwire_delivery.results import DeliveryResult, Outcome, gave_up, soft
+from postwire_delivery.routing import NoRoute, Router
+from postwire_delivery.smtp import ConnectFailed, SmtpPool
+from postwire_delivery.store import AlreadyFinished, Busy, DeliveryStore, Recorded
+
+log = logging.getLogger("postwire.delivery")
+
+
+class AttemptInProgress(Exception):
+    """Another worker holds this attempt's lease; requeue and look again later."""
+
+
+class Deliverer:
+    def __init__(
+        self,
+        settings: Settings,
+        store: DeliveryStore,
+        router: Router,
+        smtp: SmtpPool,
+        broker: RabbitBroker,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._router = router
+        self._smtp = smtp
+        self._broker = broker
+        self._schedule = settings.soft_bounce_schedule
+        self._retry_queues = [q.name for q in topology.delivery_retry_queues(self._schedule)]
+        self._lease = settings.delivery_attempt_timeout + 60.0
+
+    async def handle(self, message: OutboundMessage) -> None:
+        done = await self._store.terminal(message.env_id)
+        if done is not None:
+            await self._announce(message, done)
+            return
+        claim = await self._store.claim(message.env_id, message.attempt, self._lease)
+        if isinstance(claim, AlreadyFinished):
+            await self._announce(message, claim.recorded)
+            return
+        if isinstance(claim, Busy):
+            raise AttemptInProgress(f"{message.env_id} attempt {message.attempt} is leased")
+        result = await self._attempt(message)
+        if result.outcome is Outcome.SOFT and message.attempt > len(self._schedule):
+            result = gave_up(result, message.attempt)
+        recorded = await self._store.finish(message.env_id, message.attempt, result)
+        log.info(
+            "delivery attempt finished",
+            extra={
+                "env_id": message.env_id,
+                "attempt": message.attempt,
+                "outcome": result.outcome.value,
+                "status": result.status,
+                "code": result.code,
+                "host": result.host,
+                "reply": result.message[:200],
+            },
+        )
+        await self._announce(message, recorded)
+
+    async def _attempt(self, message: OutboundMessage) -> DeliveryResult:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._settings.delivery_attempt_timeout):
+                result = await self._route_and_send(message)
+        except TimeoutError:
+            result = soft(f"attempt timed out after {self._settings.delivery_attempt_timeout:g}s")
+        DELIVERY_SECONDS.observe(time.perf_counter() - started)
+        DELIVERIES.labels(result.outcome.value).inc()
+        return result
+
+    async def _route_and_send(self, message: OutboundMessage) -> DeliveryResult:
+        try:
+            targets = await self._router.targets(message.rcpt)
+        except NoRoute as no_route:
+            return no_route.result
+        raw = message.raw.encode("ascii")
+        failures: list[str] = []
+        for target in targets:
+            try:
+                return await self._smtp.send(target, self._mail_from(message), message.rcpt, raw)
+            except ConnectFailed as exc:
+                failures.append(str(exc))
+        return soft("could not connect: " + "; ".join(failures[:3]))
+
+    def _mail_from(self, message: OutboundMessage) -> str:
+        if self._settings.bounce_domain:
+            return f"bounce+{message.env_id}@{self._settings.bounce_domain}"  # VERP
+        return message.sender
+
+    async def _announce(self, message: OutboundMessage, recorded: Recorded) -> None:
+        """Publish what follows from a recorded attempt (idempotent)."""
+        result = recorded.result
+        items: list[Outgoing] = []
+        if result.outcome is Outcome.DELIVERED:
+            event = EventType.DELIVERED
+        elif result.outcome is Outcome.HARD:
+            event = EventType.FAILED
+        else:
+            event = EventType.SOFT_BOUNCE
+            retry = message.model_copy(update={"attempt": recorded.attempt + 1})
+            queue = self._retry_queues[recorded.attempt - 1]
+            # The retry copy first: once the soft_bounce is out, the retry must exist.
+            await publish_all_or_raise(self._broker, [Outgoing("", queue, retry, message.env_id)])
+        items.append(
+            Outgoing(
+                topology.RAW_EVENTS.name,
+                event.value,
+                self._event(message, recorded, event, recorded.finished_at),
+            )
+        )
+        await publish_all_or_raise(self._broker, items)
+
+    @staticmethod
+    def _event(
+        message: OutboundMessage, recorded: Recorded, event: EventType, when: datetime
+    ) -> MailEvent:
+        result = recorded.result
+        return MailEvent(
+            event_id=f"{message.env_id}:{recorded.attempt}:{event.value}",
+            event=event,
+            env_id=message.env_id,
+            msg_id=message.msg_id,
+            tenant_id=message.tenant_id,
+            account=message.sender,
+            sender=message.sender,
+            rcpt=message.rcpt,
+            label=message.label,
+            status=result.status,
+            err_code=result.code,
+            err_msg=result.summary,
+            attempt=recorded.attempt,
+            recv_time=message.recv_time,
+            time=when,
+        )

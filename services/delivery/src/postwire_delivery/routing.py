@@ -1,0 +1,133 @@
+"""Where a recipient's mail goes: the relay (smart host), or the MX hosts of its domain.
+
+MX lookup follows RFC 5321 section 5.1: MX records by preference (equal preferences in
+random order), then the A/AAAA of the domain itself when it has no MX; a "null MX"
+(RFC 7505) means the domain accepts no mail. Names are resolved through
+``POSTWIRE_DNS_NAMESERVERS`` (or the system resolver) with a TTL-honouring cache. Every
+address is checked against private ranges (``postwire_common.netguard``) unless
+``POSTWIRE_ALLOW_PRIVATE_TARGETS`` is set, so a recipient domain cannot point delivery at
+internal hosts; delivery then connects to exactly the address that was checked.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import dns.asyncresolver
+import dns.exception
+import dns.nameserver
+import dns.rdatatype
+import dns.resolver
+
+from postwire_common.config import Settings, split_host_port
+from postwire_common.netguard import ForbiddenTarget, check_ip, resolve_checked
+from postwire_common.schemas import DeliveryStatus
+from postwire_delivery.results import DeliveryResult, hard, soft
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    host: str  # name, for logs and TLS
+    ip: str
+    port: int
+
+
+class NoRoute(Exception):
+    """No host to try; carries the result to record (hard or soft)."""
+
+    def __init__(self, result: DeliveryResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+def make_resolver(nameservers: list[str]) -> dns.asyncresolver.Resolver:
+    if nameservers:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        servers: list[str | dns.nameserver.Nameserver] = []
+        for entry in nameservers:
+            host, port = split_host_port(entry, default_port=53)
+            servers.append(dns.nameserver.Do53Nameserver(host, port))
+        resolver.nameservers = servers
+    else:
+        resolver = dns.asyncresolver.Resolver()
+    resolver.cache = dns.resolver.LRUCache(50_000)
+    resolver.lifetime = 10.0
+    resolver.timeout = 4.0
+    return resolver
+
+
+class Router:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._resolver = make_resolver(settings.dns_nameservers)
+        self._allow_private = settings.allow_private_targets
+
+    async def targets(self, rcpt: str) -> list[Target]:
+        """Addresses to try in order, or :class:`NoRoute`."""
+        relay = self._settings.relay
+        if relay is not None:
+            host, port = relay
+            try:
+                ips = await resolve_checked(host, port, allow_private=self._allow_private)
+            except ForbiddenTarget as exc:
+                raise NoRoute(soft(f"relay {host}: {exc}")) from None
+            return [Target(host, ip, port) for ip in ips]
+        return await self._mx_targets(rcpt.rpartition("@")[2])
+
+    async def _mx_targets(self, domain: str) -> list[Target]:
+        port = self._settings.delivery_port
+        hosts = await self._mx_hosts(domain)
+        targets: list[Target] = []
+        forbidden: list[str] = []
+        for host in hosts:
+            for ip in await self._addresses(host):
+                try:
+                    targets.append(
+                        Target(host, check_ip(ip, allow_private=self._allow_private), port)
+                    )
+                except ForbiddenTarget:
+                    forbidden.append(f"{host} ({ip})")
+        if targets:
+            return targets
+        if forbidden:
+            raise NoRoute(
+                hard(
+                    DeliveryStatus.FAILED,
+                    f"mail servers of {domain} are in private address ranges: "
+                    + ", ".join(forbidden[:3]),
+                )
+            )
+        raise NoRoute(soft(f"no address found for the mail servers of {domain}"))
+
+    async def _mx_hosts(self, domain: str) -> list[str]:
+        try:
+            answer = await self._resolver.resolve(domain, dns.rdatatype.MX)
+        except dns.resolver.NXDOMAIN:
+            raise NoRoute(
+                hard(DeliveryStatus.INVALID_ADDRESS, f"domain {domain} does not exist", 550)
+            ) from None
+        except dns.resolver.NoAnswer:
+            return [domain]  # no MX: the domain itself is the implicit MX (RFC 5321 5.1)
+        except dns.exception.DNSException as exc:
+            raise NoRoute(soft(f"MX lookup for {domain} failed: {type(exc).__name__}")) from None
+        records = sorted(answer, key=lambda r: (r.preference, random.random()))
+        if len(records) == 1 and records[0].exchange.to_text() == ".":
+            raise NoRoute(
+                hard(
+                    DeliveryStatus.INVALID_ADDRESS,
+                    f"5.1.10 {domain} accepts no mail (null MX)",
+                    556,
+                )
+            )
+        return [r.exchange.to_text().rstrip(".") for r in records if r.exchange.to_text() != "."]
+
+    async def _addresses(self, host: str) -> list[str]:
+        found: list[str] = []
+        for kind in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            try:
+                answer = await self._resolver.resolve(host, kind)
+            except dns.exception.DNSException:
+                continue
+            found.extend(r.address for r in answer)
+        return found

@@ -1,0 +1,172 @@
+"""Outbound SMTP with connections reused per destination.
+
+One pool per delivery process. Per destination (IP, port) at most
+``POSTWIRE_DELIVERY_CONNECTIONS_PER_HOST`` connections are open; a finished transaction
+returns its connection to the idle list, and the next message for that destination
+reuses it (MAIL/RCPT/DATA on an open session, no new TCP or TLS handshake). A reused
+connection the server has meanwhile closed is replaced once, transparently. STARTTLS is
+used when offered (opportunistic: certificates are not verified, as between MTAs without
+DANE/MTA-STS); a failed TLS handshake falls back to plain text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections import defaultdict, deque
+
+import aiosmtplib
+
+from postwire_common.observability.metrics import SMTP_CONNECTIONS
+from postwire_delivery.results import DeliveryResult, classify_reply, soft
+from postwire_delivery.routing import Target
+
+log = logging.getLogger("postwire.delivery.smtp")
+
+Key = tuple[str, int]
+
+
+class _Connection:
+    __slots__ = ("client", "last_used")
+
+    def __init__(self, client: aiosmtplib.SMTP) -> None:
+        self.client = client
+        self.last_used = time.monotonic()
+
+
+class ConnectFailed(Exception):
+    """Could not open a session with this target; the next MX host may do better."""
+
+
+class SmtpPool:
+    def __init__(
+        self,
+        helo_name: str,
+        *,
+        per_host: int,
+        timeout: float = 60.0,
+        idle_seconds: float = 30.0,
+    ) -> None:
+        self._helo = helo_name
+        self._per_host = per_host
+        self._timeout = timeout
+        self._idle_seconds = idle_seconds
+        self._idle: dict[Key, deque[_Connection]] = defaultdict(deque)
+        self._slots: dict[Key, asyncio.Semaphore] = {}
+        self._no_tls: set[Key] = set()
+
+    async def send(self, target: Target, mail_from: str, rcpt: str, raw: bytes) -> DeliveryResult:
+        """One transaction; raise :class:`ConnectFailed` if no session could be opened."""
+        key = (target.ip, target.port)
+        slot = self._slots.setdefault(key, asyncio.Semaphore(self._per_host))
+        async with slot:
+            conn, reused = self._take_idle(key), True
+            if conn is None:
+                conn, reused = await self._connect(target), False
+            try:
+                result = await self._transaction(conn, target, mail_from, rcpt, raw)
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                self._discard(conn)
+                if not reused:
+                    return soft(f"connection lost: {exc}", host=target.host)
+                conn = await self._connect(target)  # the server closed an idle session
+                try:
+                    result = await self._transaction(conn, target, mail_from, rcpt, raw)
+                except (aiosmtplib.SMTPException, OSError, TimeoutError) as again:
+                    self._discard(conn)
+                    return soft(f"connection lost: {again}", host=target.host)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                self._discard(conn)
+                return soft(f"{type(exc).__name__}: {exc}", host=target.host)
+            conn.last_used = time.monotonic()
+            self._idle[key].append(conn)
+            return result
+
+    async def _transaction(
+        self, conn: _Connection, target: Target, mail_from: str, rcpt: str, raw: bytes
+    ) -> DeliveryResult:
+        client = conn.client
+        options = [f"SIZE={len(raw)}"] if client.supports_extension("size") else []
+        try:
+            await client.mail(mail_from, options=options)
+            await client.rcpt(rcpt)
+            reply = await client.data(raw)
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421:  # the server is closing the session
+                raise aiosmtplib.SMTPServerDisconnected(exc.message) from exc
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.rset()
+            return classify_reply(exc.code, exc.message, target.host)
+        return classify_reply(reply.code, reply.message, target.host)
+
+    async def _connect(self, target: Target) -> _Connection:
+        key = (target.ip, target.port)
+        use_tls = key not in self._no_tls
+        try:
+            client = await self._open(target, start_tls=None if use_tls else False)
+        except ssl.SSLError as exc:
+            log.info(
+                "STARTTLS failed; retrying in plain text",
+                extra={"host": target.host, "error": str(exc)},
+            )
+            self._no_tls.add(key)
+            client = await self._open(target, start_tls=False)
+        SMTP_CONNECTIONS.inc()
+        return _Connection(client)
+
+    async def _open(self, target: Target, *, start_tls: bool | None) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(
+            hostname=target.ip,
+            port=target.port,
+            local_hostname=self._helo,
+            timeout=self._timeout,
+            start_tls=start_tls,
+            validate_certs=False,
+        )
+        try:
+            await client.connect()
+        except ssl.SSLError:
+            client.close()
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            client.close()
+            raise ConnectFailed(f"{target.host} [{target.ip}]: {exc.code} {exc.message}") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            client.close()
+            raise ConnectFailed(f"{target.host} [{target.ip}]: {exc}") from exc
+        return client
+
+    def _take_idle(self, key: Key) -> _Connection | None:
+        idle = self._idle.get(key)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if conn.client.is_connected and now - conn.last_used < self._idle_seconds:
+                return conn
+            self._discard(conn)
+        return None
+
+    def _discard(self, conn: _Connection) -> None:
+        conn.client.close()
+        SMTP_CONNECTIONS.dec()
+
+    async def reap_idle(self) -> None:
+        """Close sessions idle longer than ``idle_seconds``; run periodically."""
+        now = time.monotonic()
+        for idle in self._idle.values():
+            while idle and now - idle[0].last_used >= self._idle_seconds:
+                conn = idle.popleft()
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                    await asyncio.wait_for(conn.client.quit(), 5)
+                self._discard(conn)
+
+    async def close(self) -> None:
+        for idle in self._idle.values():
+            while idle:
+                conn = idle.popleft()
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                    await asyncio.wait_for(conn.client.quit(), 2)
+                self._discard(conn)

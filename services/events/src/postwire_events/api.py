@@ -1,0 +1,109 @@
+"""Sending details: ``GET /v1/messages`` (search) and ``GET /v1/messages/{env_id}``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from postwire_common.errors import InvalidValue, NotFound
+from postwire_common.http.auth import CurrentPrincipal
+from postwire_common.http.envelope import ok
+from postwire_common.schemas import MNS_EVENT_TYPES, EventType
+from postwire_events.status import STATUSES
+from postwire_events.store import EventsStore, MessageQuery
+
+
+def present_message(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "env_id": row["env_id"],
+        "msg_id": row["msg_id"],
+        "from": row["sender"],
+        "rcpt": row["rcpt"],
+        "subject": row["subject"],
+        "label": row["label"],
+        "status": row["status"],
+        "status_code": row["status_code"],
+        "err_code": row["err_code"],
+        "err_msg": row["err_msg"],
+        "recv_time": row["recv_time"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def present_event(row: dict[str, Any]) -> dict[str, Any]:
+    event = EventType(row["event"])
+    return {
+        "event": event.value,
+        "type": MNS_EVENT_TYPES[event],
+        "time": row["time"],
+        "status": row["status"],
+        "err_code": row["err_code"],
+        "err_msg": row["err_msg"],
+        "url": row["url"],
+        "attempt": row["attempt"],
+    }
+
+
+def encode_cursor(row: dict[str, Any]) -> str:
+    raw = f"{row['recv_time'].isoformat()}|{row['env_id']}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, env_id = raw.split("|", 1)
+        return datetime.fromisoformat(when), env_id
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidValue("cursor is not one this API returned") from None
+
+
+def router(store: EventsStore) -> APIRouter:
+    api = APIRouter(prefix="/v1/messages", tags=["messages"])
+
+    @api.get("", summary="Search sent messages (sending details)")
+    async def search(
+        principal: CurrentPrincipal,
+        since: Annotated[datetime | None, Query(description="Accepted at or after.")] = None,
+        until: Annotated[datetime | None, Query(description="Accepted before.")] = None,
+        status: Annotated[str | None, Query(description=" | ".join(STATUSES))] = None,
+        rcpt: str | None = None,
+        sender: Annotated[str | None, Query(alias="from")] = None,
+        subject: Annotated[str | None, Query(description="Part of the subject.")] = None,
+        label: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Query(description="next_cursor of the last page")] = None,
+    ) -> Response:
+        if status is not None and status not in STATUSES:
+            raise InvalidValue(f"status must be one of {', '.join(STATUSES)}")
+        rows = await store.messages(
+            MessageQuery(
+                principal.tenant_id,
+                since=since,
+                until=until,
+                status=status,
+                rcpt=rcpt.lower() if rcpt else None,
+                sender=sender.lower() if sender else None,
+                subject=subject,
+                label=label,
+                limit=limit,
+                after=decode_cursor(cursor) if cursor else None,
+            )
+        )
+        next_cursor = encode_cursor(rows[-1]) if len(rows) == limit else None
+        return ok({"messages": [present_message(r) for r in rows], "next_cursor": next_cursor})
+
+    @api.get("/{env_id}", summary="One message with its event timeline")
+    async def show(env_id: str, principal: CurrentPrincipal) -> Response:
+        row = await store.message(principal.tenant_id, env_id)
+        if row is None:
+            raise NotFound(f"no message {env_id}")
+        message = present_message(row)
+        message["events"] = [present_event(e) for e in await store.timeline(env_id)]
+        return ok(message)
+
+    return api

@@ -1,0 +1,33 @@
+"""events' composition root.
+
+Process model: one asyncio loop; the ``events.raw`` subscriber records up to 256 events at
+once; the HTTP routes read the status view and event log. Consumes ``MailEvent`` from
+``postwire.raw-events``; publishes recorded ``MailEvent`` to ``postwire.events`` (routing
+key = event type). Scale by adding replicas: recording is idempotent per event_id and the
+status update is conditional, so order between replicas does not matter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter
+
+from postwire_common.config import Settings
+from postwire_common.service import Service
+from postwire_events import api, handlers
+from postwire_events.store import EventsStore
+
+
+class EventsService(Service):
+    name = "events"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.store = EventsStore(self.pool)
+        handlers.register(self.broker, self.store, concurrency=256)
+        self._routers = [api.router(self.store)]
+
+    @property
+    def routers(self) -> Sequence[APIRouter]:
+        return self._routers

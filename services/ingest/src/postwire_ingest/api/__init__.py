@@ -1,0 +1,19 @@
+"""ingest's HTTP routes, one module per resource."""
+
+from fastapi import APIRouter
+
+from postwire_ingest.api import admin, api_users, domains, messages, senders
+from postwire_ingest.api.context import IngestContext
+
+
+def routers(context: IngestContext) -> list[APIRouter]:
+    return [
+        admin.router(context),
+        api_users.router(context),
+        domains.router(context),
+        senders.router(context),
+        messages.router(context),
+    ]
+
+
+__all__ = ["IngestContext", "routers"]

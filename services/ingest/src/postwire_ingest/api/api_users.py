@@ -1,0 +1,44 @@
+"""``/v1/api-users``: an account's API users (SendCloud API_USER, trigger or batch)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from postwire_common.errors import NotAvailable
+from postwire_common.http.auth import CurrentPrincipal
+from postwire_common.http.envelope import ok
+from postwire_ingest import accounts
+from postwire_ingest.api.context import IngestContext
+from postwire_ingest.api.models import CreateApiUser
+
+
+def router(ctx: IngestContext) -> APIRouter:
+    api = APIRouter(prefix="/v1/api-users", tags=["api-users"])
+
+    @api.post("", status_code=201, summary="Create an API user; its key is shown only now")
+    async def create(body: CreateApiUser, principal: CurrentPrincipal) -> Response:
+        created = await accounts.create_api_user(
+            ctx.store, principal.tenant_id, body.name, body.type
+        )
+        return ok(created, status=201)
+
+    @api.get("", summary="List API users")
+    async def list_(principal: CurrentPrincipal) -> Response:
+        return ok(await ctx.store.list_api_users(principal.tenant_id))
+
+    @api.delete("/{name}", summary="Delete an API user")
+    async def delete(name: str, principal: CurrentPrincipal, request: Request) -> Response:
+        if await ctx.store.count_api_users(principal.tenant_id) <= 1:
+            await ctx.store.api_user_type(principal.tenant_id, name)  # not_found first
+            raise NotAvailable("an account keeps at least one API user")
+        await ctx.store.delete_api_user(principal.tenant_id, name)
+        request.app.state.identity.forget(name)
+        return ok(None)
+
+    @api.post("/{name}/key", summary="Regenerate the key; the old one stops working")
+    async def regenerate(name: str, principal: CurrentPrincipal, request: Request) -> Response:
+        result = await accounts.regenerate_key(ctx.store, principal.tenant_id, name)
+        request.app.state.identity.forget(name)
+        return ok(result)
+
+    return api

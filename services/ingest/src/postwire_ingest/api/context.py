@@ -1,0 +1,16 @@
+"""What ingest's routes need, handed to each router factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from postwire_common.config import Settings
+from postwire_ingest.sending import Sender
+from postwire_ingest.store import IngestStore
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    settings: Settings
+    store: IngestStore
+    sender: Sender

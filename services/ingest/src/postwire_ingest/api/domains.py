@@ -1,0 +1,64 @@
+"""``/v1/domains``: sender domains and the DNS records to publish for them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, Response
+
+from postwire_common.http.auth import CurrentPrincipal
+from postwire_common.http.envelope import ok
+from postwire_ingest.api.context import IngestContext
+from postwire_ingest.api.models import CreateDomain
+from postwire_ingest.domains import dns_records, generate_dkim_key, normalize_domain
+from postwire_ingest.limits import MAX_DOMAINS_PER_ACCOUNT
+
+
+def router(ctx: IngestContext) -> APIRouter:
+    api = APIRouter(prefix="/v1/domains", tags=["domains"])
+
+    def present(row: asyncpg.Record) -> dict[str, Any]:
+        return {
+            "name": row["name"],
+            "status": row["status"],
+            "records": dns_records(
+                ctx.settings,
+                row["name"],
+                row["dkim_selector"],
+                row["dkim_public_key"],
+                row["record_status"],
+            ),
+            "created_at": row["created_at"],
+        }
+
+    @api.post("", status_code=201, summary="Add a domain; returns the DNS records to publish")
+    async def create(body: CreateDomain, principal: CurrentPrincipal) -> Response:
+        name = normalize_domain(body.name)
+        key = await asyncio.to_thread(generate_dkim_key)  # RSA keygen takes ~0.1 s of CPU
+        row = await ctx.store.insert_domain(
+            principal.tenant_id,
+            name,
+            key.selector,
+            key.private_pem,
+            key.public_b64,
+            MAX_DOMAINS_PER_ACCOUNT,
+        )
+        return ok(present(row), status=201)
+
+    @api.get("", summary="List domains")
+    async def list_(principal: CurrentPrincipal) -> Response:
+        return ok([present(r) for r in await ctx.store.list_domains(principal.tenant_id)])
+
+    @api.get("/{name}", summary="Show a domain and its records")
+    async def show(name: str, principal: CurrentPrincipal) -> Response:
+        row = await ctx.store.get_domain(principal.tenant_id, normalize_domain(name))
+        return ok(present(row))
+
+    @api.delete("/{name}", summary="Delete a domain and its senders")
+    async def delete(name: str, principal: CurrentPrincipal) -> Response:
+        await ctx.store.delete_domain(principal.tenant_id, normalize_domain(name))
+        return ok(None)
+
+    return api

@@ -1,0 +1,50 @@
+"""Request bodies of ingest's routes (responses are plain envelope results)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Text = Annotated[str, StringConstraints(max_length=10_000_000)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CreateAccount(Strict):
+    name: str = Field(description="Account (tenant) name, 1-48 of A-Z a-z 0-9 - _.")
+
+
+class CreateApiUser(Strict):
+    name: str = Field(description="6-64 characters of A-Z a-z 0-9 @ - _.")
+    type: Literal["trigger", "batch"] = Field(description="trigger or batch mail.")
+
+
+class CreateDomain(Strict):
+    name: str = Field(description="Domain to send from, 1-66 characters.")
+
+
+class CreateSender(Strict):
+    address: str = Field(description="prefix@verified-domain")
+    alias: str | None = Field(None, max_length=64, description="Display name.")
+
+
+class AttachmentIn(Strict):
+    filename: str = Field(max_length=255)
+    content: str = Field(description="Base64 of the file.")
+    content_type: str | None = Field(None, description="MIME type; default octet-stream.")
+
+
+class SendMessage(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    sender: str = Field(alias="from", description='"Name <addr>" or addr; a sender of yours.')
+    to: list[str] | str = Field(description="Recipients (one message each), at most 100.")
+    subject: str = Field(description="Subject line.")
+    text: Text | None = Field(None, description="Plain-text body.")
+    html: Text | None = Field(None, description="HTML body.")
+    attachments: list[AttachmentIn] = Field(default_factory=list)
+    label: str | None = Field(None, description="Label for statistics and search.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers.")

@@ -1,0 +1,42 @@
+"""ingest's composition root.
+
+Process model: one asyncio loop runs the HTTP API (uvicorn, built by
+``postwire_common.http.app``) and the outbox relay task. ingest consumes nothing from the
+bus yet; it publishes ``OutboundMessage`` to ``postwire.outbound`` and ``request``
+events to ``postwire.raw-events``, only through its outbox. Scale by adding replicas:
+relays share the outbox with ``SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter
+
+from postwire_common.broker.outbox import OutboxRelay
+from postwire_common.config import Settings
+from postwire_common.service import Service
+from postwire_ingest.api import IngestContext, routers
+from postwire_ingest.sending import Sender
+from postwire_ingest.store import OUTBOX_TABLE, IngestStore
+
+
+class IngestService(Service):
+    name = "ingest"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.store = IngestStore(self.pool)
+        self.relay = OutboxRelay(self.pool, self.broker, OUTBOX_TABLE, batch=settings.outbox_batch)
+        context = IngestContext(settings, self.store, Sender(self.store, self.relay.wake))
+        self._routers = routers(context)
+
+    @property
+    def routers(self) -> Sequence[APIRouter]:
+        return self._routers
+
+    async def on_start(self) -> None:
+        self.relay.start()
+
+    async def on_stop(self) -> None:
+        await self.relay.stop()

@@ -1,0 +1,3 @@
+from postwire_common.migrations import run_env
+
+run_env()

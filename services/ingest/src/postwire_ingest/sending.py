@@ -1,0 +1,195 @@
+"""The send use case: validate, compose, commit rows + outbox, wake the relay.
+
+::
+
+    SendRequest ──check──▶ sender, recipients, content ──prepare──▶ PreparedMail
+        ──per recipient──▶ OutboundMessage + request MailEvent + messages row
+        ──one transaction──▶ ingest.messages, ingest.outbox (+ idempotency key)
+        ──commit──▶ 202; the outbox relay publishes after
+
+Accepted means committed: the answer is given only after the transaction commits, and
+the relay publishes whatever is committed, even if the broker was down at that moment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from postwire_common.addresses import Mailbox, check_header_value, normalize_address, parse_mailbox
+from postwire_common.broker import topology
+from postwire_common.broker.outbox import add_to_outbox
+from postwire_common.broker.publish import Outgoing
+from postwire_common.errors import EmptyValue, InvalidValue, SizeExceeded
+from postwire_common.identity import Principal
+from postwire_common.ids import new_id
+from postwire_common.observability.metrics import ACCEPTED
+from postwire_common.schemas import EventType, MailEvent, OutboundMessage
+from postwire_ingest.compose import Content, PreparedMail, prepare
+from postwire_ingest.limits import MAX_LABEL_CHARS, MAX_RECIPIENTS
+from postwire_ingest.store import OUTBOX_TABLE, IngestStore, MessageRow
+
+
+@dataclass(frozen=True)
+class SendCommand:
+    """A send request after parsing, before any check against the account's data."""
+
+    sender: str
+    to: Sequence[str]
+    content: Content
+    label: str | None = None
+    idempotency_key: str | None = None
+    fingerprint: bytes = b""  # hash of the request body, for idempotency-key reuse checks
+
+
+@dataclass(frozen=True)
+class Accepted:
+    env_id: str
+    msg_id: str
+    rcpt: str
+    status: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "env_id": self.env_id,
+            "msg_id": self.msg_id,
+            "rcpt": self.rcpt,
+            "status": self.status,
+        }
+
+
+def fingerprint(body: bytes) -> bytes:
+    return hashlib.sha256(body).digest()
+
+
+def unique_recipients(to: Sequence[str]) -> list[str]:
+    if not to:
+        raise EmptyValue("to needs at least one recipient")
+    if len(to) > MAX_RECIPIENTS:
+        raise SizeExceeded(f"at most {MAX_RECIPIENTS} recipients per request")
+    seen: dict[str, str] = {}
+    for value in to:
+        address = normalize_address(value, field="recipient")
+        seen.setdefault(address.lower(), address)
+    return list(seen.values())
+
+
+def check_label(label: str | None) -> str | None:
+    if label is None or label == "":
+        return None
+    check_header_value("label", label)
+    if len(label) > MAX_LABEL_CHARS:
+        raise InvalidValue(f"label is longer than {MAX_LABEL_CHARS} characters")
+    return label
+
+
+class Sender:
+    """Accepts send commands for an account. One per ingest process."""
+
+    def __init__(self, store: IngestStore, wake_relay: Callable[[], None]) -> None:
+        self._store = store
+        self._wake_relay = wake_relay
+
+    async def send(self, principal: Principal, command: SendCommand) -> list[dict[str, str]]:
+        mailbox = parse_mailbox(command.sender, field="from")
+        recipients = unique_recipients(command.to)
+        label = check_label(command.label)
+        sender = await self._store.get_sender(principal.tenant_id, mailbox.address)
+        if sender is None:
+            raise InvalidValue(
+                f"Disallowed source address: {mailbox.address} is not a sender of this "
+                "account (add it with POST /v1/senders)"
+            )
+        if sender.domain_status != "verified":
+            raise InvalidValue(f"the domain {sender.domain} of the sender is not verified")
+        if not mailbox.name and sender.alias:
+            mailbox = Mailbox(mailbox.address, sender.alias)
+
+        now = datetime.now(UTC)
+        prepared = prepare(mailbox, command.content, now)
+        request_id = new_id()
+        accepted, rows, outgoing = self._per_recipient(
+            principal, mailbox, recipients, prepared, command, label, request_id, now
+        )
+        result = [a.as_dict() for a in accepted]
+
+        async with self._store.pool.acquire() as conn, conn.transaction():
+            if command.idempotency_key:
+                earlier = await self._store.claim_idempotency_key(
+                    conn, principal.tenant_id, command.idempotency_key, command.fingerprint, result
+                )
+                if earlier is not None:
+                    return self._replay(earlier, command)
+            await self._store.insert_messages(conn, principal.tenant_id, rows)
+            await add_to_outbox(conn, OUTBOX_TABLE, outgoing)
+        self._wake_relay()
+        ACCEPTED.labels("http").inc(len(rows))
+        return result
+
+    @staticmethod
+    def _replay(earlier: Any, command: SendCommand) -> list[dict[str, str]]:
+        if bytes(earlier["request_hash"]) != command.fingerprint:
+            raise InvalidValue(
+                "this Idempotency-Key was used for a different request; use a new key"
+            )
+        return list(earlier["response"])
+
+    @staticmethod
+    def _per_recipient(
+        principal: Principal,
+        mailbox: Mailbox,
+        recipients: list[str],
+        prepared: PreparedMail,
+        command: SendCommand,
+        label: str | None,
+        request_id: str,
+        now: datetime,
+    ) -> tuple[list[Accepted], list[MessageRow], list[Outgoing]]:
+        accepted: list[Accepted] = []
+        rows: list[MessageRow] = []
+        outgoing: list[Outgoing] = []
+        for rcpt in recipients:
+            env_id = new_id()
+            msg_id = f"<{env_id}@{mailbox.domain}>"
+            raw = prepared.render(rcpt, msg_id, env_id)
+            accepted.append(Accepted(env_id, msg_id, rcpt, "queued"))
+            rows.append(
+                MessageRow(
+                    env_id, request_id, principal.api_user, msg_id, mailbox.address, rcpt,
+                    command.content.subject, label, "queued", len(raw), now,
+                )
+            )  # fmt: skip
+            message = OutboundMessage(
+                env_id=env_id,
+                msg_id=msg_id,
+                tenant_id=principal.tenant_id,
+                sender=mailbox.address,
+                rcpt=rcpt,
+                label=label,
+                raw=raw,
+                recv_time=now,
+            )
+            event = MailEvent(
+                event_id=f"{env_id}:request",
+                event=EventType.REQUEST,
+                env_id=env_id,
+                msg_id=msg_id,
+                tenant_id=principal.tenant_id,
+                account=mailbox.address,
+                sender=mailbox.address,
+                rcpt=rcpt,
+                label=label,
+                subject=command.content.subject,
+                recv_time=now,
+                time=now,
+            )
+            outgoing.append(
+                Outgoing(topology.OUTBOUND.name, topology.OUTBOUND_KEY, message, env_id)
+            )
+            outgoing.append(
+                Outgoing(topology.RAW_EVENTS.name, EventType.REQUEST.value, event, event.event_id)
+            )
+        return accepted, rows, outgoing

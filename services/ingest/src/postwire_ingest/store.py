@@ -1,0 +1,305 @@
+"""ingest's SQL, and nowhere else. Tables live in the ``ingest`` schema."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from postwire_common.errors import AlreadyExists, NotFound
+
+OUTBOX_TABLE = "ingest.outbox"
+
+
+@dataclass(frozen=True, slots=True)
+class SenderRow:
+    address: str
+    alias: str | None
+    domain: str
+    domain_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    env_id: str
+    request_id: str
+    api_user: str
+    msg_id: str
+    sender: str
+    rcpt: str
+    subject: str | None
+    label: str | None
+    status: str
+    size: int
+    created_at: datetime
+
+
+class IngestStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # accounts and API users ------------------------------------------------------------
+
+    async def create_account(
+        self, account_id: str, name: str, api_user: str, user_type: str, key_hash: bytes
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                await conn.execute(
+                    "INSERT INTO ingest.accounts (id, name) VALUES ($1, $2)", account_id, name
+                )
+            except asyncpg.UniqueViolationError:
+                raise AlreadyExists(f"an account named {name!r} exists") from None
+            await self._insert_api_user(conn, account_id, api_user, user_type, key_hash)
+
+    async def account_id_by_name(self, name: str) -> str | None:
+        value = await self.pool.fetchval("SELECT id FROM ingest.accounts WHERE name = $1", name)
+        return str(value) if value is not None else None
+
+    async def create_api_user(
+        self, account_id: str, name: str, user_type: str, key_hash: bytes
+    ) -> None:
+        async with self.pool.acquire() as conn:
+            await self._insert_api_user(conn, account_id, name, user_type, key_hash)
+
+    @staticmethod
+    async def _insert_api_user(
+        conn: asyncpg.Connection, account_id: str, name: str, user_type: str, key_hash: bytes
+    ) -> None:
+        try:
+            await conn.execute(
+                "INSERT INTO ingest.api_users (name, account_id, type, key_hash) "
+                "VALUES ($1, $2, $3, $4)",
+                name,
+                account_id,
+                user_type,
+                key_hash,
+            )
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists(f"the API user name {name!r} is taken") from None
+
+    async def list_api_users(self, account_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT name AS api_user, type, created_at FROM ingest.api_users "
+            "WHERE account_id = $1 ORDER BY created_at, name",
+            account_id,
+        )
+        return [dict(r) for r in rows]
+
+    async def api_user_type(self, account_id: str, name: str) -> str:
+        value = await self.pool.fetchval(
+            "SELECT type FROM ingest.api_users WHERE account_id = $1 AND name = $2",
+            account_id,
+            name,
+        )
+        if value is None:
+            raise NotFound(f"no API user {name!r}")
+        return str(value)
+
+    async def delete_api_user(self, account_id: str, name: str) -> None:
+        deleted = await self.pool.fetchval(
+            "DELETE FROM ingest.api_users WHERE account_id = $1 AND name = $2 RETURNING name",
+            account_id,
+            name,
+        )
+        if deleted is None:
+            raise NotFound(f"no API user {name!r}")
+
+    async def count_api_users(self, account_id: str) -> int:
+        return int(
+            await self.pool.fetchval(
+                "SELECT count(*) FROM ingest.api_users WHERE account_id = $1", account_id
+            )
+        )
+
+    async def set_api_key(self, account_id: str, name: str, key_hash: bytes) -> None:
+        updated = await self.pool.fetchval(
+            "UPDATE ingest.api_users SET key_hash = $3 WHERE account_id = $1 AND name = $2 "
+            "RETURNING name",
+            account_id,
+            name,
+            key_hash,
+        )
+        if updated is None:
+            raise NotFound(f"no API user {name!r}")
+
+    # domains -------------------------------------------------------------------------
+
+    async def insert_domain(
+        self,
+        account_id: str,
+        name: str,
+        selector: str,
+        private_pem: str,
+        public_b64: str,
+        max_domains: int,
+    ) -> asyncpg.Record:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Serialise domain creation per account so the limit holds under concurrency.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", account_id)
+            count = await conn.fetchval(
+                "SELECT count(*) FROM ingest.domains WHERE account_id = $1", account_id
+            )
+            if count >= max_domains:
+                from postwire_common.errors import NotAvailable
+
+                raise NotAvailable(f"an account can have at most {max_domains} domains")
+            try:
+                row = await conn.fetchrow(
+                    "INSERT INTO ingest.domains "
+                    "(account_id, name, dkim_selector, dkim_private_key, dkim_public_key) "
+                    "VALUES ($1, $2, $3, $4, $5) RETURNING *",
+                    account_id,
+                    name,
+                    selector,
+                    private_pem,
+                    public_b64,
+                )
+            except asyncpg.UniqueViolationError:
+                raise AlreadyExists(f"domain {name} is already added") from None
+        assert row is not None
+        return row
+
+    async def get_domain(self, account_id: str, name: str) -> asyncpg.Record:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM ingest.domains WHERE account_id = $1 AND name = $2", account_id, name
+        )
+        if row is None:
+            raise NotFound(f"no domain {name}")
+        return row
+
+    async def list_domains(self, account_id: str) -> list[asyncpg.Record]:
+        return list(
+            await self.pool.fetch(
+                "SELECT * FROM ingest.domains WHERE account_id = $1 ORDER BY created_at, name",
+                account_id,
+            )
+        )
+
+    async def delete_domain(self, account_id: str, name: str) -> None:
+        deleted = await self.pool.fetchval(
+            "DELETE FROM ingest.domains WHERE account_id = $1 AND name = $2 RETURNING name",
+            account_id,
+            name,
+        )
+        if deleted is None:
+            raise NotFound(f"no domain {name}")
+
+    async def mark_domain_verified(self, name: str, account_id: str | None) -> list[str]:
+        """Operator override; returns the account ids whose domain was marked."""
+        rows = await self.pool.fetch(
+            "UPDATE ingest.domains SET status = 'verified', verified_at = now() "
+            "WHERE name = $1 AND ($2::text IS NULL OR account_id = $2) RETURNING account_id",
+            name,
+            account_id,
+        )
+        return [r["account_id"] for r in rows]
+
+    async def domain_accounts(self, name: str) -> list[str]:
+        rows = await self.pool.fetch("SELECT account_id FROM ingest.domains WHERE name = $1", name)
+        return [r["account_id"] for r in rows]
+
+    # senders -------------------------------------------------------------------------
+
+    async def insert_sender(
+        self, account_id: str, address: str, domain: str, alias: str | None
+    ) -> None:
+        try:
+            await self.pool.execute(
+                "INSERT INTO ingest.senders (account_id, address, domain, alias) "
+                "VALUES ($1, $2, $3, $4)",
+                account_id,
+                address,
+                domain,
+                alias,
+            )
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists(f"sender {address} exists") from None
+        except asyncpg.ForeignKeyViolationError:
+            raise NotFound(f"no domain {domain}") from None
+
+    async def list_senders(self, account_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT s.address, s.alias, s.domain, d.status AS domain_status, s.created_at "
+            "FROM ingest.senders s JOIN ingest.domains d "
+            "ON d.account_id = s.account_id AND d.name = s.domain "
+            "WHERE s.account_id = $1 ORDER BY s.created_at, s.address",
+            account_id,
+        )
+        return [dict(r) for r in rows]
+
+    async def get_sender(self, account_id: str, address: str) -> SenderRow | None:
+        row = await self.pool.fetchrow(
+            "SELECT s.address, s.alias, s.domain, d.status AS domain_status "
+            "FROM ingest.senders s JOIN ingest.domains d "
+            "ON d.account_id = s.account_id AND d.name = s.domain "
+            "WHERE s.account_id = $1 AND s.address = $2",
+            account_id,
+            address,
+        )
+        return SenderRow(**dict(row)) if row else None
+
+    async def delete_sender(self, account_id: str, address: str) -> None:
+        deleted = await self.pool.fetchval(
+            "DELETE FROM ingest.senders WHERE account_id = $1 AND address = $2 RETURNING address",
+            account_id,
+            address,
+        )
+        if deleted is None:
+            raise NotFound(f"no sender {address}")
+
+    # messages ------------------------------------------------------------------------
+
+    @staticmethod
+    async def claim_idempotency_key(
+        conn: asyncpg.Connection, account_id: str, key: str, request_hash: bytes, response: Any
+    ) -> asyncpg.Record | None:
+        """Record ``key`` with its response in the caller's transaction, or return the
+        earlier use of the key. A concurrent request with the same key waits on the
+        unique index until the first one commits, then sees its row."""
+        claimed = await conn.fetchval(
+            "INSERT INTO ingest.idempotency_keys (account_id, key, request_hash, response) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+            account_id,
+            key,
+            request_hash,
+            response,
+        )
+        if claimed:
+            return None
+        return await conn.fetchrow(
+            "SELECT request_hash, response FROM ingest.idempotency_keys "
+            "WHERE account_id = $1 AND key = $2",
+            account_id,
+            key,
+        )
+
+    @staticmethod
+    async def insert_messages(
+        conn: asyncpg.Connection, account_id: str, rows: Sequence[MessageRow]
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO ingest.messages (env_id, account_id, request_id, api_user, msg_id, "
+            "sender, rcpt, subject, label, status, size, created_at) "
+            "SELECT u.env_id, $1, u.request_id, u.api_user, u.msg_id, u.sender, u.rcpt, "
+            "u.subject, u.label, u.status, u.size, u.created_at FROM unnest("
+            "$2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
+            "$8::text[], $9::text[], $10::text[], $11::int[], $12::timestamptz[]) "
+            "AS u(env_id, request_id, api_user, msg_id, sender, rcpt, subject, label, "
+            "status, size, created_at)",
+            account_id,
+            [r.env_id for r in rows],
+            [r.request_id for r in rows],
+            [r.api_user for r in rows],
+            [r.msg_id for r in rows],
+            [r.sender for r in rows],
+            [r.rcpt for r in rows],
+            [r.subject for r in rows],
+            [r.label for r in rows],
+            [r.status for r in rows],
+            [r.size for r in rows],
+            [r.created_at for r in rows],
+        )
