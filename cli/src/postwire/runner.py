@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,9 @@ async def serve(names: Sequence[str], settings: Settings) -> bool:
 
 
 def run(names: Sequence[str], settings: Settings) -> int:
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the
+    # previous handler; a no-op one lets the process exit 0 after a clean shutdown.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         started = uvloop.run(serve(names, settings))
     except StartupError as exc:

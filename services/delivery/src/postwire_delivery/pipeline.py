@@ -4,7 +4,7 @@
 
     already terminal?  ──yes──▶ announce the recorded outcome again, done
     claim the attempt  ──finished──▶ announce its recorded outcome again, done
-                       ──leased by another worker──▶ AttemptInProgress (retried later)
+                       ──leased by another worker──▶ requeue when the lease runs out
     route (relay or MX) ──▶ SMTP to each target until one answers
     record the result (terminal results guard against a second delivery)
     announce: delivered / failed event, or a retry copy + soft_bounce event
@@ -19,14 +19,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import NoReturn
 
+from faststream.exceptions import NackMessage
 from faststream.rabbit import RabbitBroker
 
 from postwire_common.broker import topology
 from postwire_common.broker.publish import Outgoing, publish_all_or_raise
 from postwire_common.config import Settings
-from postwire_common.observability.metrics import DELIVERIES, DELIVERY_SECONDS
+from postwire_common.observability.metrics import (
+    DELIVERIES,
+    DELIVERY_DUPLICATES,
+    DELIVERY_SECONDS,
+)
 from postwire_common.schemas import EventType, MailEvent, OutboundMessage
 from postwire_delivery.results import DeliveryResult, Outcome, gave_up, soft
 from postwire_delivery.routing import NoRoute, Router
@@ -34,10 +40,6 @@ from postwire_delivery.smtp import ConnectFailed, SmtpPool
 from postwire_delivery.store import AlreadyFinished, Busy, DeliveryStore, Recorded
 
 log = logging.getLogger("postwire.delivery")
-
-
-class AttemptInProgress(Exception):
-    """Another worker holds this attempt's lease; requeue and look again later."""
 
 
 class Deliverer:
@@ -56,19 +58,23 @@ class Deliverer:
         self._broker = broker
         self._schedule = settings.soft_bounce_schedule
         self._retry_queues = [q.name for q in topology.delivery_retry_queues(self._schedule)]
-        self._lease = settings.delivery_attempt_timeout + 60.0
+        # A lease outlives the attempt it covers; after a crash, redelivered copies wait
+        # it out (they cannot tell a dead worker from a slow one).
+        self._lease = settings.delivery_attempt_timeout * 1.5 + 1.0
 
     async def handle(self, message: OutboundMessage) -> None:
         done = await self._store.terminal(message.env_id)
         if done is not None:
+            DELIVERY_DUPLICATES.inc()
             await self._announce(message, done)
             return
         claim = await self._store.claim(message.env_id, message.attempt, self._lease)
         if isinstance(claim, AlreadyFinished):
+            DELIVERY_DUPLICATES.inc()
             await self._announce(message, claim.recorded)
             return
         if isinstance(claim, Busy):
-            raise AttemptInProgress(f"{message.env_id} attempt {message.attempt} is leased")
+            await self._wait_for_lease(message, claim)
         result = await self._attempt(message)
         if result.outcome is Outcome.SOFT and message.attempt > len(self._schedule):
             result = gave_up(result, message.attempt)
@@ -86,6 +92,18 @@ class Deliverer:
             },
         )
         await self._announce(message, recorded)
+
+    @staticmethod
+    async def _wait_for_lease(message: OutboundMessage, busy: Busy) -> NoReturn:
+        """Another worker holds this attempt (or held it and died): requeue once the lease
+        has run out, so the next look either finds the result or takes the attempt."""
+        remaining = (busy.lease_until - datetime.now(UTC)).total_seconds()
+        log.info(
+            "attempt is leased by another worker; waiting",
+            extra={"env_id": message.env_id, "attempt": message.attempt, "wait_s": remaining},
+        )
+        await asyncio.sleep(min(max(remaining, 0.0) + 0.1, 60.0))
+        raise NackMessage(requeue=True)
 
     async def _attempt(self, message: OutboundMessage) -> DeliveryResult:
         started = time.perf_counter()

@@ -22,6 +22,10 @@ DELIVERY_SECONDS = Histogram(
     "Duration of one delivery attempt (route, connect, transaction).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+DELIVERY_DUPLICATES = Counter(
+    "postwire_delivery_duplicates_total",
+    "Bus copies of messages whose attempt was already finished (not sent again).",
+)
 SMTP_CONNECTIONS = Gauge("postwire_smtp_connections", "Open outbound SMTP connections.")
 EVENTS_RECORDED = Counter("postwire_events_recorded_total", "Events recorded.", ["event"])
 PUSHES = Counter("postwire_webhook_pushes_total", "Webhook push attempts.", ["outcome"])

@@ -1,0 +1,3 @@
+from postwire.main import cli
+
+cli()

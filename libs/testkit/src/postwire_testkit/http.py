@@ -1,0 +1,90 @@
+"""An HTTP server receiving webhook pushes (own thread).
+
+Answers 200 to GET and POST unless told otherwise: ``fail_next(n, status)`` makes the
+next ``n`` POSTs fail, ``get_status``/``post_status`` change the default answer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.monotonic)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class HttpReceiver:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.requests: list[Request] = []
+        self.get_status = 200
+        self.post_status = 200
+        self._failures: list[int] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status = receiver._record(self.command, self.path, dict(self.headers), body)
+                payload = b"ok" if status == 200 else b"nope"
+                self.send_response(status)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer
+
+        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self._server.daemon_threads = True
+        self.host = host
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def start(self) -> HttpReceiver:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def fail_next(self, count: int, status: int = 500) -> None:
+        with self._lock:
+            self._failures.extend([status] * count)
+
+    def _record(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
+        with self._lock:
+            self.requests.append(Request(method, path, headers, body))
+            if method == "GET":
+                return self.get_status
+            if self._failures:
+                return self._failures.pop(0)
+            return self.post_status
+
+    def posts(self, path: str | None = None) -> list[Request]:
+        with self._lock:
+            return [
+                r for r in self.requests if r.method == "POST" and (path is None or r.path == path)
+            ]

@@ -1,0 +1,48 @@
+"""Throwaway PostgreSQL databases and RabbitMQ vhosts, so test runs never share state."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from postwire_common import db
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@asynccontextmanager
+async def temp_database(base_url: str = DEFAULT_DATABASE_URL) -> AsyncIterator[str]:
+    url = db.with_database(base_url, unique_name("postwire_test"))
+    await db.ensure_database(url)
+    try:
+        yield url
+    finally:
+        await db.drop_database(url)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    tool = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([tool, "-q", *args], check=True, capture_output=True, timeout=60)  # noqa: S603
+
+
+@contextmanager
+def temp_vhost(base_url: str = DEFAULT_BROKER_URL) -> Iterator[str]:
+    """A new vhost (via rabbitmqctl) with the URL's user given full rights on it."""
+    name = unique_name("postwire_test")
+    user = urlsplit(base_url).username or "guest"
+    _rabbitmqctl("add_vhost", name)
+    try:
+        _rabbitmqctl("set_permissions", "-p", name, user, ".*", ".*", ".*")
+        parts = urlsplit(base_url)
+        yield urlunsplit(parts._replace(path="/" + quote(name, safe="")))
+    finally:
+        _rabbitmqctl("delete_vhost", name)

@@ -1,0 +1,86 @@
+"""``postwire run ...`` as a child process, the way it is deployed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from postwire_testkit.smtp import free_port
+
+
+class PlatformProcess:
+    """One postwire process (some or all services) with its own HTTP port and log file."""
+
+    def __init__(self, services: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.services = services
+        self.port = free_port()
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("POSTWIRE_")}
+        self.env = {
+            **inherited,
+            **env,
+            "POSTWIRE_HTTP_HOST": "127.0.0.1",
+            "POSTWIRE_HTTP_PORT": str(self.port),
+        }
+        self.log_dir = log_dir
+        self.log_path = log_dir / f"postwire-{'-'.join(services)}-{self.port}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> PlatformProcess:
+        log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(  # noqa: S603 - our own command
+            [sys.executable, "-m", "postwire", "run", *self.services],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.log_dir,  # no stray .env of the developer's checkout
+        )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise RuntimeError(f"postwire {self.services} exited:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"postwire {self.services} not ready:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait (graceful shutdown)."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        return self._proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as when a node dies."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
