@@ -16,7 +16,8 @@ from postwire_common.errors import InvalidEmail, InvalidValue
 
 # Control characters (CR and LF above all) are how header injection and SMTP smuggling
 # start; Python's email package does not reject them on every path (bpo-43998 and kin).
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Unicode line separators (NEL, LS, PS) count too: some readers break lines at them.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
 _NAME_ADDR = re.compile(r"^\s*(?P<name>.*?)\s*<(?P<addr>[^<>]*)>\s*$", re.DOTALL)
 
 
@@ -71,4 +72,7 @@ def parse_mailbox(value: str, *, field: str = "address") -> Mailbox:
         name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
     if len(name) > 200:
         raise InvalidValue(f"the display name in {field} is longer than 200 characters")
+    if "<" in name or ">" in name:
+        # "Ann <a@x.org>, Bob <b@y.org>" is a list, not one mailbox with a long name.
+        raise InvalidEmail(f"{field} must be one address, optionally with a display name")
     return Mailbox(normalize_address(match.group("addr"), field=field), name.strip())

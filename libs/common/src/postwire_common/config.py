@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smh]?)\s*")
 _UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -23,7 +23,7 @@ def parse_duration(value: str | float) -> float:
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if not match:
             raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 5m, 2h or 0.5)")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     def _schedule(cls, value: Any) -> list[float]:
         return parse_schedule(value)
 
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
     @field_validator("webhook_timeout", "delivery_attempt_timeout", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
@@ -148,8 +153,15 @@ class Settings(BaseSettings):
                 "POSTWIRE_ADMIN_TOKEN is too short to be a secret: use at least 16 random "
                 "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
             )
-        if self.delivery_relay and not _HOST_PORT.match(self.delivery_relay):
-            raise ValueError("POSTWIRE_DELIVERY_RELAY must be host:port, e.g. 127.0.0.1:1025")
+        if self.delivery_relay:
+            try:
+                if not _HOST_PORT.fullmatch(self.delivery_relay):
+                    raise ValueError
+                split_host_port(self.delivery_relay, default_port=25)
+            except ValueError:
+                raise ValueError(
+                    "POSTWIRE_DELIVERY_RELAY must be host:port, e.g. 127.0.0.1:1025"
+                ) from None
         for server in self.dns_nameservers:
             split_host_port(server, default_port=53)
         return self
@@ -161,15 +173,17 @@ class Settings(BaseSettings):
         )
 
 
-_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$")
+_HOST_PORT = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
 
 
 def split_host_port(value: str, *, default_port: int) -> tuple[str, int]:
     """``"1.2.3.4:53"``, ``"[::1]:53"``, ``"::1"`` or ``"host"`` -> (host, port)."""
     value = value.strip()
     if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else default_port
+        host, closed, rest = value[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ValueError(f"{value!r} is not host, host:port or [ipv6]:port")
+        port = int(rest[1:]) if rest else default_port
     elif value.count(":") == 1:
         host, port_text = value.split(":")
         port = int(port_text)

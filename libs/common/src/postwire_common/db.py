@@ -61,7 +61,16 @@ def with_database(database_url: str, name: str) -> str:
 
 
 async def ensure_database(database_url: str) -> bool:
-    """Create the database named in ``database_url`` if it does not exist; True if created."""
+    """Create the database named in ``database_url`` if it does not exist; True if created.
+
+    The maintenance database is used only when the target is missing, so this works where
+    connecting to ``postgres`` is not allowed (PgBouncer, managed PostgreSQL).
+    """
+    try:
+        await probe(database_url)
+        return False
+    except asyncpg.InvalidCatalogNameError:
+        pass
     name = database_name(database_url)
     conn = await asyncpg.connect(with_database(database_url, "postgres"))
     try:

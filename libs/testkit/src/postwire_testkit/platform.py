@@ -32,6 +32,23 @@ class PlatformProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def peak_rss_mb(self) -> float | None:
+        """The process's peak resident memory (VmHWM), while it is alive."""
+        if self._proc is None:
+            return None
+        try:
+            status = Path(f"/proc/{self._proc.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return None
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

@@ -11,7 +11,7 @@ T = TypeVar("T")
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T] | T],
+    check: Callable[[], Awaitable[T | None] | T | None],
     *,
     within: float = 20.0,
     interval: float = 0.1,
@@ -22,7 +22,7 @@ async def eventually(
     last: T | None = None
     while True:
         result = check()
-        last = await result if isinstance(result, Awaitable) else result  # type: ignore[assignment]
+        last = await result if isinstance(result, Awaitable) else result
         if last:
             return last
         if time.monotonic() >= deadline:

@@ -38,6 +38,8 @@ class DeliveryResult:
         return f"{self.code} {self.message}" if self.code else self.message
 
 
+# RFC 3463: X.1.7 and X.1.8 are about the sender's address, not the recipient's.
+_SENDER_SUBJECTS = frozenset({"7", "8"})
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 # Words receivers use when they refuse mail as spam or for the sender's reputation.
 _SPAM = re.compile(
@@ -63,8 +65,12 @@ def classify_reply(code: int, message: str, host: str | None = None) -> Delivery
     if 400 <= code < 500 or not 500 <= code < 600:
         return DeliveryResult(Outcome.SOFT, None, code, text, host)
     enhanced = _ENHANCED.match(text)
-    if enhanced and enhanced.group(1) == "5" and enhanced.group(2) == "1":
-        status = DeliveryStatus.INVALID_ADDRESS  # 5.1.x: bad mailbox or system
+    if (
+        enhanced
+        and enhanced.group(1, 2) == ("5", "1")
+        and enhanced.group(3) not in _SENDER_SUBJECTS
+    ):
+        status = DeliveryStatus.INVALID_ADDRESS  # 5.1.x: bad destination mailbox or system
     elif _SPAM.search(text):
         status = DeliveryStatus.SPAM
     elif (code in (550, 551, 553) or enhanced) and _NO_SUCH_USER.search(text):

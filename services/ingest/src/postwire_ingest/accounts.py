@@ -10,12 +10,12 @@ from postwire_common.identity import hash_key
 from postwire_common.ids import new_id, new_secret
 from postwire_ingest.store import IngestStore
 
-ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
-API_USER_NAME = re.compile(r"^[A-Za-z0-9@_-]{6,64}$")  # SendCloud: 6-64 of A-Za-z0-9@-_
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
+API_USER_NAME = re.compile(r"[A-Za-z0-9@_-]{6,64}")  # SendCloud: 6-64 of A-Za-z0-9@-_
 
 
 def check_account_name(name: str) -> str:
-    if not ACCOUNT_NAME.match(name):
+    if not ACCOUNT_NAME.fullmatch(name):
         raise InvalidValue(
             "an account name has 1-48 letters, digits, '-' or '_' and starts with a letter or digit"
         )
@@ -23,7 +23,7 @@ def check_account_name(name: str) -> str:
 
 
 def check_api_user_name(name: str) -> str:
-    if not API_USER_NAME.match(name):
+    if not API_USER_NAME.fullmatch(name):
         raise InvalidValue("an API user name has 6-64 characters of A-Z a-z 0-9 @ - _")
     return name
 

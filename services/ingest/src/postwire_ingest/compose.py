@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
-from email.headerregistry import Address
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -32,7 +32,7 @@ from postwire_ingest.limits import (
 
 SMTP_7BIT = policy.SMTP.clone(cte_type="7bit")
 
-_HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext
+_HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")  # RFC 5322 ftext
 # Headers we write ourselves; a caller may not set or repeat them.
 RESERVED_HEADERS = frozenset(
     {
@@ -77,20 +77,48 @@ class PreparedMail:
         return len(self.head) + len(self.body) + 200
 
 
-def fold_header(name: str, value: str) -> str:
-    """``Name: value`` folded and RFC 2047-encoded as needed, ending in CRLF.
+def _plain(text: str) -> bool:
+    """Printable ASCII that no reader could take for an RFC 2047 encoded word."""
+    return text.isascii() and text.isprintable() and "=?" not in text
 
-    ``policy.fold`` leaves a short value as it is, non-ASCII included; parsing it into a
-    header object first makes the policy encode it every time.
+
+def unstructured_header(name: str, value: str) -> str:
+    """``Name: value\\r\\n`` for Subject and custom headers.
+
+    Short plain ASCII goes out as it is; anything else is RFC 2047-encoded by
+    ``email.header.Header``, which never decodes its input. (Parsing the value with the
+    ``email`` policies would decode ``=?utf-8?q?=0D=0A?=`` into a real CRLF.)
     """
-    return str(SMTP_7BIT.header_factory(name, value).fold(policy=SMTP_7BIT))
+    if _plain(value) and len(name) + 2 + len(value) <= 78:
+        return f"{name}: {value}\r\n"
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}\r\n"
+
+
+_ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
+
+
+def from_header(sender: Mailbox) -> str:
+    """``From:`` with the display name as atoms, a quoted string or encoded words."""
+    name = sender.name
+    if not name:
+        phrase = ""
+    elif _plain(name) and _ATOM_PHRASE.fullmatch(name):
+        phrase = name
+    elif _plain(name):
+        phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    else:
+        phrase = Header(name, "utf-8", header_name="From").encode(linesep="\r\n")
+    return f"From: {phrase} <{sender.address}>\r\n" if phrase else f"From: {sender.address}\r\n"
 
 
 def decode_attachment(filename: str, content: str, content_type: str | None) -> Attachment:
     check_header_value("attachment filename", filename)
     if not filename.strip():
         raise EmptyValue("every attachment needs a filename")
-    extension = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    # Windows drops trailing dots and spaces: "virus.exe. " is saved as "virus.exe".
+    stem = filename.rstrip(". ")
+    extension = "." + stem.rsplit(".", 1)[-1].lower() if "." in stem else ""
     if extension in FORBIDDEN_EXTENSIONS:
         raise InvalidValue(f"Not allowed attachement type {extension}")
     try:
@@ -108,7 +136,7 @@ def check_custom_headers(headers: dict[str, str]) -> dict[str, str]:
         raise InvalidValue(f"at most {MAX_CUSTOM_HEADERS} custom headers")
     seen: set[str] = set()
     for name, value in headers.items():
-        if not _HEADER_NAME.match(name):
+        if not _HEADER_NAME.fullmatch(name):
             raise InvalidValue(f"{name!r} is not a valid header name")
         lowered = name.lower()
         if lowered in RESERVED_HEADERS:
@@ -133,6 +161,7 @@ def check_content(content: Content) -> None:
 
 def prepare(sender: Mailbox, content: Content, now: datetime) -> PreparedMail:
     """Encode everything that is the same for every recipient."""
+    check_header_value("the display name of from", sender.name)
     check_content(content)
     entity = EmailMessage(policy=SMTP_7BIT)
     if content.text is not None:
@@ -148,13 +177,12 @@ def prepare(sender: Mailbox, content: Content, now: datetime) -> PreparedMail:
         )
     body = entity.as_bytes(policy=SMTP_7BIT).decode("ascii")
 
-    from_value = str(Address(display_name=sender.name, addr_spec=sender.address))
     head = [
-        fold_header("From", from_value),
-        fold_header("Subject", content.subject),
-        fold_header("Date", format_datetime(now)),
+        from_header(sender),
+        unstructured_header("Subject", content.subject),
+        f"Date: {format_datetime(now)}\r\n",
     ]
-    head.extend(fold_header(name, value) for name, value in content.headers.items())
+    head.extend(unstructured_header(name, value) for name, value in content.headers.items())
     prepared = PreparedMail("".join(head), body)
     if prepared.size > MAX_MESSAGE_BYTES:
         raise SizeExceeded("Message exceeds fixed size limit (10 MB)")

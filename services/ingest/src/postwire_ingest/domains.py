@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import idna
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from postwire_common.config import Settings
 from postwire_common.errors import InvalidValue
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 PURPOSES = ("spf", "dkim", "dmarc", "mx", "tracking")
 
 
@@ -32,13 +33,15 @@ def normalize_domain(name: str) -> str:
         raise InvalidValue("domain name is empty")
     candidate = name.strip().rstrip(".").lower()
     try:
-        ascii_name = candidate.encode("idna").decode("ascii")
-    except UnicodeError:
+        # IDNA 2008 with UTS 46 mapping, as email_validator encodes addresses' domains
+        # (Python's own "idna" codec is IDNA 2003: faß.de would become fass.de).
+        ascii_name = idna.encode(candidate, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         raise InvalidValue(f"{name!r} is not a valid domain name") from None
     labels = ascii_name.split(".")
     if not 1 <= len(ascii_name) <= 66:
         raise InvalidValue("a domain name has 1 to 66 characters")
-    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
         raise InvalidValue(f"{name!r} is not a valid domain name")
     if labels[-1].isdigit():
         raise InvalidValue(f"{name!r} is an IP address, not a domain name")

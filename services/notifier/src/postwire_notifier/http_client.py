@@ -39,15 +39,17 @@ def check_url(url: str) -> str:
     """Syntax rules for webhook URLs (the address check happens at request time)."""
     if len(url) > MAX_URL:
         raise InvalidValue(f"url is longer than {MAX_URL} characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidValue("url must be an absolute http:// or https:// URL")
     if any(ord(c) < 33 or ord(c) == 127 for c in url):
         raise InvalidValue("url must not contain spaces or control characters")
     try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise InvalidValue("url has an invalid port") from None
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # unbalanced brackets, a bad port
+        raise InvalidValue("url is not a valid URL (check the host and port)") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidValue("url must be an absolute http:// or https:// URL")
+    if port == 0:
+        raise InvalidValue("url has an invalid port")
     return url
 
 

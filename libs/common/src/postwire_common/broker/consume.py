@@ -36,10 +36,10 @@ def delivery_count(msg: StreamMessage[Any]) -> int:
 
 
 def backoff_seconds(count: int) -> float:
-    return min(MAX_BACKOFF, 0.25 * (2 ** min(count, 16)))
+    return min(MAX_BACKOFF, 0.25 * 2.0 ** min(count, 16))
 
 
-class BackoffMiddleware(BaseMiddleware):  # type: ignore[type-arg]
+class BackoffMiddleware(BaseMiddleware[Any, Any]):
     async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
         try:
             return await call_next(msg)

@@ -101,15 +101,21 @@ def install_error_handlers(app: FastAPI) -> None:
                 None, code="not_found", description="no such resource", status=404
             )
         if exc.status_code == 405:
+            # API.md's table gives not_available HTTP 400; Allow still names the methods.
             return envelope_response(
                 None,
                 code="not_available",
                 description="this method is not available on this resource",
-                status=405,
+                status=400,
+                headers=dict(exc.headers or {}),
             )
         if exc.status_code == 401:
             return envelope_response(
-                None, code="authorization_failed", description=str(exc.detail), status=401
+                None,
+                code="authorization_failed",
+                description=str(exc.detail),
+                status=401,
+                headers={"WWW-Authenticate": 'Basic realm="postwire"'},
             )
         if exc.status_code == 413:
             return envelope_response(

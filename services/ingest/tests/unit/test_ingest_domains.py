@@ -1,0 +1,221 @@
+"""Sender domain names, DKIM keys and the DNS records a user publishes."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from postwire_common.addresses import normalize_address
+from postwire_common.config import Settings
+from postwire_common.errors import InvalidValue
+from postwire_ingest.domains import DkimKey, dns_records, generate_dkim_key, normalize_domain
+
+DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@pytest.mark.parametrize(
+    ("given", "normalized"),
+    [
+        ("example.com", "example.com"),
+        ("Example.COM", "example.com"),
+        ("example.com.", "example.com"),
+        ("  mail.Example.co.uk  ", "mail.example.co.uk"),
+        ("a1-b2.example", "a1-b2.example"),
+        ("xn--mnchen-3ya.de", "xn--mnchen-3ya.de"),
+        ("münchen.de", "xn--mnchen-3ya.de"),
+        ("MÜNCHEN.DE", "xn--mnchen-3ya.de"),
+        ("例え.テスト", "xn--r8jz45g.xn--zckzah"),
+        ("a" * 62 + ".com", "a" * 62 + ".com"),  # 66 characters: the KooMessage maximum
+        ("a" * 30 + "." + "b" * 30 + ".org", "a" * 30 + "." + "b" * 30 + ".org"),
+    ],
+)
+def test_normalize_domain(given: str, normalized: str) -> None:
+    assert normalize_domain(given) == normalized
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "",
+        "   ",
+        "localhost",  # one label
+        "example",
+        ".com",
+        "example..com",
+        "-example.com",
+        "example-.com",
+        "exa_mple.com",
+        "exa mple.com",
+        "ex*ample.com",
+        "ann@example.com",
+        "http://example.com",
+        "example.com/path",
+        "a" * 63 + ".com",  # 67 characters
+        "1.2.3.4",  # an IP address
+        "192.168.0.1.",
+        "[192.0.2.1]",
+        "::1",
+        "example\n.com",
+        "example.com\n.",
+        "example.com\r\n.",
+    ],
+)
+def test_normalize_domain_refuses(given: str) -> None:
+    with pytest.raises(InvalidValue):
+        normalize_domain(given)
+
+
+@pytest.mark.parametrize(
+    ("given", "normalized"),
+    [
+        ("faß.de", "xn--fa-hia.de"),  # IDNA 2008: ß is a letter of its own (DENIC)
+        ("ελλάς.gr", "xn--hxarsa0b.gr"),  # final sigma kept
+    ],
+)
+def test_normalize_domain_uses_idna_2008(given: str, normalized: str) -> None:
+    assert normalize_domain(given) == normalized
+
+
+@pytest.mark.parametrize("domain", ["münchen.de", "例え.テスト", "faß.de", "ελλάς.gr"])
+def test_a_domain_and_its_addresses_normalize_alike(domain: str) -> None:
+    # A sender on a registered domain must be found on that domain.
+    assert normalize_address(f"news@{domain}").split("@")[1] == normalize_domain(domain)
+
+
+# -- DKIM keys -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dkim() -> DkimKey:
+    return generate_dkim_key(datetime(2024, 5, 6, tzinfo=UTC))
+
+
+def public_key_of_record(value: str) -> rsa.RSAPublicKey:
+    tags = dict(part.strip().split("=", 1) for part in value.split(";") if part.strip())
+    assert tags["v"] == "DKIM1"
+    assert tags["k"] == "rsa"
+    key = serialization.load_der_public_key(base64.b64decode(tags["p"]))
+    assert isinstance(key, rsa.RSAPublicKey)
+    return key
+
+
+def test_dkim_selector_is_a_dns_label(dkim: DkimKey) -> None:
+    assert DNS_LABEL.match(dkim.selector)
+
+
+def test_dkim_key_is_rsa_2048_at_least(dkim: DkimKey) -> None:
+    private = serialization.load_pem_private_key(dkim.private_pem.encode(), password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    assert private.key_size >= 2048
+
+
+def test_dkim_record_verifies_a_signature_made_with_the_private_key(dkim: DkimKey) -> None:
+    [record] = [
+        r for r in dns_records(make_settings(), "shop.example", dkim.selector, dkim.public_b64, {})
+        if r["purpose"] == "dkim"
+    ]  # fmt: skip
+    public = public_key_of_record(record["value"])
+    private = serialization.load_pem_private_key(dkim.private_pem.encode(), password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    data = b"from:Shop <news@shop.example>\r\nsubject:Hi\r\n"
+    signature = private.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    public.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+    with pytest.raises(InvalidSignature):
+        public.verify(signature, data + b"x", padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_each_dkim_key_is_new() -> None:
+    first, second = generate_dkim_key(), generate_dkim_key()
+    assert first.public_b64 != second.public_b64
+    assert first.private_pem != second.private_pem
+
+
+# -- DNS records ----------------------------------------------------------------------
+
+
+def make_settings() -> Settings:
+    # dns_records reads only these two settings, so the environment cannot interfere.
+    return Settings(
+        _env_file=None, helo_name="mx.postwire.test", public_url="https://links.postwire.test"
+    )
+
+
+@pytest.fixture(scope="module")
+def records(dkim: DkimKey) -> dict[str, dict[str, str]]:
+    listed = dns_records(make_settings(), "shop.example", dkim.selector, dkim.public_b64, {})
+    assert len(listed) == 5
+    by_purpose = {r["purpose"]: r for r in listed}
+    assert len(by_purpose) == 5
+    return by_purpose
+
+
+def test_five_records_with_the_api_purposes(records: dict[str, dict[str, str]]) -> None:
+    assert set(records) == {"spf", "dkim", "dmarc", "mx", "tracking"}
+    for record in records.values():
+        assert set(record) == {"purpose", "type", "host", "value", "status"}
+
+
+@pytest.mark.parametrize(
+    ("purpose", "kind", "host"),
+    [
+        ("spf", "TXT", "shop.example"),
+        ("dkim", "TXT", "pw202405._domainkey.shop.example"),
+        ("dmarc", "TXT", "_dmarc.shop.example"),
+        ("mx", "MX", "shop.example"),
+        ("tracking", "CNAME", "track.shop.example"),
+    ],
+)
+def test_record_type_and_host(
+    records: dict[str, dict[str, str]], dkim: DkimKey, purpose: str, kind: str, host: str
+) -> None:
+    assert records[purpose]["type"] == kind
+    expected_host = host.replace("pw202405", dkim.selector)
+    assert records[purpose]["host"] == expected_host
+
+
+def test_dkim_host_is_selector_domainkey_domain(
+    records: dict[str, dict[str, str]], dkim: DkimKey
+) -> None:
+    assert records["dkim"]["host"] == f"{dkim.selector}._domainkey.shop.example"
+    assert f"p={dkim.public_b64}" in records["dkim"]["value"]
+
+
+@pytest.mark.parametrize(
+    ("purpose", "pattern"),
+    [
+        ("spf", r"^v=spf1 .*mx\.postwire\.test.* [~-]all$"),
+        ("dkim", r"^v=DKIM1; "),
+        ("dmarc", r"^v=DMARC1; p=(none|quarantine|reject)"),
+        ("mx", r"^\d+ mx\.postwire\.test$"),
+        ("tracking", r"^links\.postwire\.test$"),
+    ],
+)
+def test_record_values(records: dict[str, dict[str, str]], purpose: str, pattern: str) -> None:
+    assert re.search(pattern, records[purpose]["value"])
+
+
+def test_records_are_pending_until_checked(records: dict[str, dict[str, str]]) -> None:
+    assert {r["status"] for r in records.values()} == {"pending"}
+
+
+def test_record_status_comes_from_the_given_statuses(dkim: DkimKey) -> None:
+    listed = dns_records(
+        make_settings(),
+        "shop.example",
+        dkim.selector,
+        dkim.public_b64,
+        {"spf": "verified", "dkim": "failed"},
+    )
+    assert {r["purpose"]: r["status"] for r in listed} == {
+        "spf": "verified",
+        "dkim": "failed",
+        "dmarc": "pending",
+        "mx": "pending",
+        "tracking": "pending",
+    }

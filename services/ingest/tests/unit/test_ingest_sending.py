@@ -1,0 +1,77 @@
+"""Recipient and label checks of the send use case."""
+
+from __future__ import annotations
+
+import pytest
+
+from postwire_common.errors import EmptyValue, InvalidEmail, InvalidValue, SizeExceeded
+from postwire_ingest.sending import check_label, unique_recipients
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (["ann@example.org"], ["ann@example.org"]),
+        (["ann@Example.ORG"], ["ann@example.org"]),
+        (
+            ["ann@example.org", "bob@example.net", "ann@example.org"],
+            ["ann@example.org", "bob@example.net"],
+        ),
+        # duplicates differ only in case (and whitespace): the first spelling is kept
+        (["Ann@example.org", "ANN@EXAMPLE.ORG", " ann@example.org "], ["Ann@example.org"]),
+        (["bob@example.net", "ann@example.org"], ["bob@example.net", "ann@example.org"]),
+        (["a@münchen.de", "a@xn--mnchen-3ya.de"], ["a@xn--mnchen-3ya.de"]),
+    ],
+)
+def test_unique_recipients(given: list[str], expected: list[str]) -> None:
+    assert unique_recipients(given) == expected
+
+
+def test_up_to_100_recipients_are_accepted() -> None:
+    addresses = [f"user{i}@example.org" for i in range(100)]
+    assert unique_recipients(addresses) == addresses
+
+
+def test_more_than_100_recipients_is_size_exceeded() -> None:
+    with pytest.raises(SizeExceeded):
+        unique_recipients([f"user{i}@example.org" for i in range(101)])
+
+
+def test_no_recipient_is_empty_value() -> None:
+    with pytest.raises(EmptyValue):
+        unique_recipients([])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not-an-address",
+        "",
+        "ann@example",
+        "Ann <ann@example.org>",
+        "ann@example.org\r\nBcc: x@y.org",
+    ],
+)
+def test_an_invalid_recipient_is_invalid_email(bad: str) -> None:
+    with pytest.raises(InvalidEmail):
+        unique_recipients(["ok@example.org", bad])
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("orders", "orders"),
+        ("заказы-2024", "заказы-2024"),
+        ("a" * 64, "a" * 64),
+    ],
+)
+def test_check_label(label: str | None, expected: str | None) -> None:
+    assert check_label(label) == expected
+
+
+@pytest.mark.parametrize("label", ["a" * 65, "orders\r\nBcc: x@y.org", "orders\n", "nul\x00"])
+def test_check_label_refuses(label: str) -> None:
+    with pytest.raises(InvalidValue):
+        check_label(label)

@@ -1,0 +1,118 @@
+"""Webhook URL rules and pinning a request to the checked IP."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from postwire_common.errors import InvalidValue
+from postwire_notifier.http_client import _pin, check_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com",
+        "https://example.com/hooks/postwire",
+        "https://example.com:8443/x?y=1&z=2",
+        "HTTPS://Example.com/",
+        "http://203.0.113.5:8080/push",
+        "http://[2001:db8::1]:8080/push",
+        "https://hooks.example.com/" + "a" * 1900,
+    ],
+)
+def test_check_url_accepts_http_and_https(url: str) -> None:
+    assert check_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JavaScript://example.com/%0Aalert(1)",
+        "file:///etc/passwd",
+        "ftp://example.com/",
+        "gopher://example.com:70/_GET",
+        "data:text/html,hi",
+        "ws://example.com/",
+        "//example.com/path",
+        "example.com/path",
+        "/relative",
+        "",
+        "http://",
+        "http:///path",
+        "https://:443/",
+    ],
+)
+def test_check_url_refuses_other_schemes_and_relative_urls(url: str) -> None:
+    with pytest.raises(InvalidValue):
+        check_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/a b",
+        "http://example.com/\x00",
+        "http://example.com/\r\nX-Injected: 1",
+        "http://example.com/\n",
+        "\thttp://example.com/",
+        " http://example.com/",
+        "http://example.com/\x7f",
+    ],
+)
+def test_check_url_refuses_spaces_and_control_characters(url: str) -> None:
+    with pytest.raises(InvalidValue):
+        check_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com:99999/",
+        "http://example.com:-1/",
+        "http://example.com:abc/",
+        "http://example.com:0/",
+        "http://[::1/",  # an unclosed IPv6 literal
+        "http://[example.com]/",
+    ],
+)
+def test_check_url_refuses_bad_ports_and_hosts(url: str) -> None:
+    with pytest.raises(InvalidValue):
+        check_url(url)
+
+
+def test_check_url_refuses_overlong_urls() -> None:
+    with pytest.raises(InvalidValue):
+        check_url("https://example.com/" + "a" * 2100)
+
+
+@pytest.mark.parametrize(
+    ("url", "ip", "pinned"),
+    [
+        ("http://example.com", "203.0.113.5", "http://203.0.113.5/"),
+        ("http://example.com/", "203.0.113.5", "http://203.0.113.5/"),
+        ("https://example.com/hook", "203.0.113.5", "https://203.0.113.5/hook"),
+        (
+            "https://example.com:8443/p/q?x=1&y=%20z",
+            "203.0.113.5",
+            "https://203.0.113.5:8443/p/q?x=1&y=%20z",
+        ),
+        ("http://example.com/p", "2001:db8::1", "http://[2001:db8::1]/p"),
+        ("http://example.com:8080/p?q", "2001:db8::1", "http://[2001:db8::1]:8080/p?q"),
+        ("http://example.com?only=query", "203.0.113.5", "http://203.0.113.5/?only=query"),
+        ("http://[2001:db8::5]:81/x", "2001:db8::5", "http://[2001:db8::5]:81/x"),
+        ("https://example.com/p#fragment", "203.0.113.5", "https://203.0.113.5/p"),
+    ],
+)
+def test_pin_replaces_the_host_by_the_checked_ip(url: str, ip: str, pinned: str) -> None:
+    assert _pin(urlsplit(url), ip) == pinned
+
+
+@pytest.mark.parametrize("ip", ["203.0.113.5", "2001:db8::1"])
+def test_pinned_url_points_at_the_ip(ip: str) -> None:
+    pinned = urlsplit(_pin(urlsplit("https://example.com:8443/hook?a=1"), ip))
+    assert pinned.hostname == ip
+    assert pinned.port == 8443
+    assert (pinned.path, pinned.query) == ("/hook", "a=1")
