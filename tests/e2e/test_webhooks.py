@@ -175,3 +175,27 @@ async def test_webhooks_of_another_tenant_are_not_found(
         assert envelope(answer)["Code"] == "not_found"
     mine = envelope(await tenant.client("notifier").get("/v1/webhooks"))["Result"]
     assert [h["id"] for h in mine] == [hook["id"]]
+
+
+async def test_a_webhook_added_after_traffic_receives_the_next_events(
+    tenant: Tenant, receiver: HttpReceiver
+) -> None:
+    # The first message makes the notifier look the tenant up (and cache: no webhooks).
+    first = await tenant.send([f"before.{tenant.name}@example.org"])
+    await tenant.wait_for_status(envelope(first)["Result"]["messages"][0]["env_id"], "delivered")
+
+    path = f"/late-{tenant.name}"
+    await tenant.add_webhook(receiver.url(path), ["delivered"])
+    second = await tenant.send([f"after.{tenant.name}@example.org"])
+    env_id = envelope(second)["Result"]["messages"][0]["env_id"]
+    seen = await eventually(lambda: pushes(receiver, path), what="push to the new webhook")
+    assert [p["env_id"] for p in seen] == [env_id]
+
+    # And a deleted webhook stops receiving at once.
+    (hook,) = envelope(await tenant.client("notifier").get("/v1/webhooks"))["Result"]
+    assert (await tenant.client("notifier").delete(f"/v1/webhooks/{hook['id']}")).status_code == 200
+    third = await tenant.send([f"gone.{tenant.name}@example.org"])
+    await tenant.wait_for_status(envelope(third)["Result"]["messages"][0]["env_id"], "delivered")
+    fourth = await tenant.send([f"gone2.{tenant.name}@example.org"])
+    await tenant.wait_for_status(envelope(fourth)["Result"]["messages"][0]["env_id"], "delivered")
+    assert [p["env_id"] for p in pushes(receiver, path)] == [env_id]

@@ -18,6 +18,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Replaces asyncpg's reset on release (``RESET ALL; UNLISTEN *; ...``, one round trip
+    per release). Our code keeps no session state: no SET, no LISTEN on pooled
+    connections, only transaction-scoped advisory locks."""
+
+
 def new_pool(database_url: str, *, size: int = 10) -> asyncpg.Pool:
     """A pool that connects when first awaited (``await pool``), so the objects that use
     it can be wired up before the service starts. Call inside the running loop."""
@@ -26,6 +32,7 @@ def new_pool(database_url: str, *, size: int = 10) -> asyncpg.Pool:
         min_size=1,
         max_size=size,
         init=_init_connection,
+        reset=_keep_session,
         command_timeout=60,
         max_inactive_connection_lifetime=300,
     )

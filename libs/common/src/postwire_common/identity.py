@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from dataclasses import dataclass
 
 import asyncpg
 
 from postwire_common.errors import AuthorizationFailed
+from postwire_common.ttl_cache import TtlCache
 
 CACHE_SECONDS = 5.0
-_CACHE_LIMIT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +38,13 @@ def hash_key(api_key: str) -> bytes:
 class Identity:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._cache: dict[tuple[str, bytes], tuple[float, Principal]] = {}
+        self._cache: TtlCache[tuple[str, bytes], Principal] = TtlCache(CACHE_SECONDS)
 
     async def authenticate(self, api_user: str, api_key: str) -> Principal:
         digest = hash_key(api_key)
-        now = time.monotonic()
         cached = self._cache.get((api_user, digest))
-        if cached and cached[0] > now:
-            return cached[1]
+        if cached is not None:
+            return cached
         row = await self._pool.fetchrow(
             "SELECT u.account_id, a.name AS account_name, u.type, u.key_hash "
             "FROM ingest.api_users u JOIN ingest.accounts a ON a.id = u.account_id "
@@ -59,11 +57,8 @@ class Identity:
         if not hmac.compare_digest(stored, digest) or row is None:
             raise AuthorizationFailed("wrong api_user or api_key")
         principal = Principal(row["account_id"], row["account_name"], api_user, row["type"])
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[(api_user, digest)] = (now + CACHE_SECONDS, principal)
+        self._cache.put((api_user, digest), principal)
         return principal
 
     def forget(self, api_user: str) -> None:
-        for key in [k for k in self._cache if k[0] == api_user]:
-            del self._cache[key]
+        self._cache.forget(lambda key: key[0] == api_user)

@@ -37,7 +37,7 @@ from postwire_common.schemas import EventType, MailEvent, OutboundMessage
 from postwire_delivery.results import DeliveryResult, Outcome, gave_up, soft
 from postwire_delivery.routing import NoRoute, Router
 from postwire_delivery.smtp import ConnectFailed, SmtpPool
-from postwire_delivery.store import AlreadyFinished, Busy, DeliveryStore, Recorded
+from postwire_delivery.store import AlreadyFinished, Busy, DeliveryStore, Recorded, Terminal
 
 log = logging.getLogger("postwire.delivery")
 
@@ -63,13 +63,8 @@ class Deliverer:
         self._lease = settings.delivery_attempt_timeout * 1.5 + 1.0
 
     async def handle(self, message: OutboundMessage) -> None:
-        done = await self._store.terminal(message.env_id)
-        if done is not None:
-            DELIVERY_DUPLICATES.inc()
-            await self._announce(message, done)
-            return
         claim = await self._store.claim(message.env_id, message.attempt, self._lease)
-        if isinstance(claim, AlreadyFinished):
+        if isinstance(claim, Terminal | AlreadyFinished):
             DELIVERY_DUPLICATES.inc()
             await self._announce(message, claim.recorded)
             return

@@ -30,6 +30,13 @@ class Claimed(Claim):
 
 
 @dataclass(frozen=True, slots=True)
+class Terminal(Claim):
+    """The message already has its terminal result (so no attempt was claimed)."""
+
+    recorded: Recorded
+
+
+@dataclass(frozen=True, slots=True)
 class AlreadyFinished(Claim):
     recorded: Recorded
 
@@ -37,6 +44,40 @@ class AlreadyFinished(Claim):
 @dataclass(frozen=True, slots=True)
 class Busy(Claim):
     lease_until: datetime
+
+
+# One round trip for the usual case: no terminal result yet, attempt not taken.
+_CLAIM = """
+WITH done AS (
+    SELECT attempt, outcome, status, code, message, host, finished_at
+    FROM delivery.results WHERE env_id = $1
+), claimed AS (
+    INSERT INTO delivery.attempts (env_id, attempt, lease_until)
+    SELECT $1, $2, now() + make_interval(secs => $3) WHERE NOT EXISTS (SELECT 1 FROM done)
+    ON CONFLICT (env_id, attempt) DO UPDATE
+    SET lease_until = EXCLUDED.lease_until, started_at = now()
+    WHERE delivery.attempts.finished_at IS NULL AND delivery.attempts.lease_until < now()
+    RETURNING true AS claimed
+)
+SELECT (SELECT claimed FROM claimed) AS claimed, done.*
+FROM (VALUES (1)) AS one LEFT JOIN done ON true
+"""
+
+# The attempt's result and, when terminal, the message's, in one statement.
+_FINISH = """
+WITH finished AS (
+    UPDATE delivery.attempts SET finished_at = now(), outcome = $3, status = $4, code = $5,
+        message = $6, host = $7
+    WHERE env_id = $1 AND attempt = $2
+    RETURNING finished_at
+), terminal AS (
+    INSERT INTO delivery.results (env_id, attempt, outcome, status, code, message, host,
+        finished_at)
+    SELECT $1, $2, $3, $4, $5, $6, $7, finished_at FROM finished WHERE $3 <> 'soft'
+    ON CONFLICT (env_id) DO NOTHING
+)
+SELECT finished_at FROM finished
+"""
 
 
 def _recorded(row: asyncpg.Record) -> Recorded:
@@ -51,25 +92,13 @@ class DeliveryStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def terminal(self, env_id: str) -> Recorded | None:
-        row = await self.pool.fetchrow("SELECT * FROM delivery.results WHERE env_id = $1", env_id)
-        return _recorded(row) if row else None
-
     async def claim(self, env_id: str, attempt: int, lease_seconds: float) -> Claim:
-        """Take attempt ``attempt`` of ``env_id``, unless it is finished or leased."""
-        row = await self.pool.fetchrow(
-            "INSERT INTO delivery.attempts (env_id, attempt, lease_until) "
-            "VALUES ($1, $2, now() + make_interval(secs => $3)) "
-            "ON CONFLICT (env_id, attempt) DO UPDATE "
-            "SET lease_until = EXCLUDED.lease_until, started_at = now() "
-            "WHERE delivery.attempts.finished_at IS NULL "
-            "AND delivery.attempts.lease_until < now() "
-            "RETURNING true AS claimed",
-            env_id,
-            attempt,
-            lease_seconds,
-        )
-        if row is not None:
+        """Take attempt ``attempt`` of ``env_id``, unless the message is finished, the
+        attempt is finished, or another worker's lease on it is still running."""
+        row = await self.pool.fetchrow(_CLAIM, env_id, attempt, lease_seconds)
+        if row["outcome"] is not None:
+            return Terminal(_recorded(row))
+        if row["claimed"]:
             return Claimed()
         existing = await self.pool.fetchrow(
             "SELECT * FROM delivery.attempts WHERE env_id = $1 AND attempt = $2", env_id, attempt
@@ -81,31 +110,14 @@ class DeliveryStore:
 
     async def finish(self, env_id: str, attempt: int, result: DeliveryResult) -> Recorded:
         """Record the attempt's result, and the message's if it is terminal."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            finished_at = await conn.fetchval(
-                "UPDATE delivery.attempts SET finished_at = now(), outcome = $3, status = $4, "
-                "code = $5, message = $6, host = $7 WHERE env_id = $1 AND attempt = $2 "
-                "RETURNING finished_at",
-                env_id,
-                attempt,
-                result.outcome.value,
-                result.status,
-                result.code,
-                result.message,
-                result.host,
-            )
-            if result.outcome is not Outcome.SOFT:
-                await conn.execute(
-                    "INSERT INTO delivery.results (env_id, attempt, outcome, status, code, "
-                    "message, host, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                    "ON CONFLICT (env_id) DO NOTHING",
-                    env_id,
-                    attempt,
-                    result.outcome.value,
-                    result.status,
-                    result.code,
-                    result.message,
-                    result.host,
-                    finished_at,
-                )
+        finished_at = await self.pool.fetchval(
+            _FINISH,
+            env_id,
+            attempt,
+            result.outcome.value,
+            result.status,
+            result.code,
+            result.message,
+            result.host,
+        )
         return Recorded(attempt, result, finished_at)

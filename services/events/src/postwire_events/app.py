@@ -1,7 +1,8 @@
 """events' composition root.
 
-Process model: one asyncio loop; the ``events.raw`` subscriber records up to 256 events at
-once; the HTTP routes read the status view and event log. Consumes ``MailEvent`` from
+Process model: one asyncio loop; the ``events.raw`` subscriber takes up to 256 events at
+once and records those that arrive together in one statement (group commit); the HTTP
+routes read the status view and event log. Consumes ``MailEvent`` from
 ``postwire.raw-events``; publishes recorded ``MailEvent`` to ``postwire.events`` (routing
 key = event type). Scale by adding replicas: recording is idempotent per event_id and the
 status update is conditional, so order between replicas does not matter.

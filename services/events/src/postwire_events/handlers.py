@@ -1,9 +1,10 @@
-"""events' bus subscribers: record a raw event, then publish it as recorded."""
+"""events' bus subscribers: record raw events (in batches), then publish them as recorded."""
 
 from __future__ import annotations
 
 from faststream.rabbit import Channel, RabbitBroker
 
+from postwire_common.batching import Batcher
 from postwire_common.broker import topology
 from postwire_common.broker.publish import Outgoing, publish
 from postwire_common.observability.metrics import EVENTS_RECORDED
@@ -13,6 +14,7 @@ from postwire_events.store import EventsStore
 
 def register(broker: RabbitBroker, store: EventsStore, *, concurrency: int) -> None:
     route = topology.EVENTS_RAW
+    recorder: Batcher[MailEvent, bool] = Batcher(store.record_many, max_size=concurrency)
 
     @broker.subscriber(
         route.queue,
@@ -22,7 +24,7 @@ def register(broker: RabbitBroker, store: EventsStore, *, concurrency: int) -> N
         description="Events from ingest and delivery, to record and pass on.",
     )
     async def on_raw_event(event: MailEvent) -> None:
-        if await store.record(event):
+        if await recorder.submit(event):
             EVENTS_RECORDED.labels(event.event.value).inc()
         # Published even when already recorded: a crash between commit and publish must
         # not lose the notification; consumers de-duplicate by event_id.

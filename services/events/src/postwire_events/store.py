@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,25 +12,69 @@ import asyncpg
 from postwire_common.schemas import MailEvent
 from postwire_events.status import STATUS_OF, TERMINAL_RANK
 
-_UPSERT_STATUS = """
-INSERT INTO events.messages AS m (env_id, tenant_id, msg_id, sender, rcpt, subject, label,
-    status, status_rank, status_time, status_code, err_code, err_msg, recv_time)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-ON CONFLICT (env_id) DO UPDATE SET
-    subject = COALESCE(m.subject, EXCLUDED.subject),
-    label = COALESCE(m.label, EXCLUDED.label),
-    status = CASE WHEN adv THEN EXCLUDED.status ELSE m.status END,
-    status_rank = CASE WHEN adv THEN EXCLUDED.status_rank ELSE m.status_rank END,
-    status_time = CASE WHEN adv THEN EXCLUDED.status_time ELSE m.status_time END,
-    status_code = CASE WHEN adv THEN EXCLUDED.status_code ELSE m.status_code END,
-    err_code = CASE WHEN adv THEN EXCLUDED.err_code ELSE m.err_code END,
-    err_msg = CASE WHEN adv THEN EXCLUDED.err_msg ELSE m.err_msg END,
-    updated_at = now()
+# One statement for a whole batch of events: log the new ones, then create or advance
+# each message's row with the winning status of the batch (merged in Python first: one
+# statement cannot update a row twice). Forward only: a higher rank wins, equal ranks
+# below terminal go by time, terminal never changes. Rows are written in key order so
+# concurrent batches of several replicas lock in the same order.
+_RECORD_MANY = """
+WITH logged AS (
+    INSERT INTO events.event_log (event_id, env_id, tenant_id, event, time, status,
+        err_code, err_msg, url, attempt)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+        $6::int[], $7::int[], $8::text[], $9::text[], $10::int[])
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+), status AS (
+    INSERT INTO events.messages AS m (env_id, tenant_id, msg_id, sender, rcpt, subject,
+        label, status, status_rank, status_time, status_code, err_code, err_msg, recv_time)
+    SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+        $16::text[], $17::text[], $18::text[], $19::int[], $20::timestamptz[], $21::int[],
+        $22::int[], $23::text[], $24::timestamptz[])
+    ON CONFLICT (env_id) DO UPDATE SET
+        subject = COALESCE(m.subject, EXCLUDED.subject),
+        label = COALESCE(m.label, EXCLUDED.label),
+        status = CASE WHEN adv THEN EXCLUDED.status ELSE m.status END,
+        status_rank = CASE WHEN adv THEN EXCLUDED.status_rank ELSE m.status_rank END,
+        status_time = CASE WHEN adv THEN EXCLUDED.status_time ELSE m.status_time END,
+        status_code = CASE WHEN adv THEN EXCLUDED.status_code ELSE m.status_code END,
+        err_code = CASE WHEN adv THEN EXCLUDED.err_code ELSE m.err_code END,
+        err_msg = CASE WHEN adv THEN EXCLUDED.err_msg ELSE m.err_msg END,
+        updated_at = now()
+)
+SELECT event_id FROM logged
 """.replace(
     "adv",
     "(EXCLUDED.status_rank > m.status_rank OR (EXCLUDED.status_rank = m.status_rank "
     f"AND m.status_rank < {TERMINAL_RANK} AND EXCLUDED.status_time >= m.status_time))",
 )
+
+
+def merge_status(events: Sequence[MailEvent]) -> list[tuple[Any, ...]]:
+    """One status row per message: the batch's winning event (by rank, then time), with
+    subject and label from whichever event carries them. Applying a duplicate again is
+    harmless: the forward-only rule leaves the row as it is."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    extras: dict[str, tuple[str | None, str | None]] = {}
+    for e in events:
+        subject, label = extras.get(e.env_id, (None, None))
+        extras[e.env_id] = (subject or e.subject, label or e.label)
+        status = STATUS_OF.get(e.event)
+        if status is None:
+            continue
+        current = rows.get(e.env_id)
+        if current is not None and (current[8], current[9]) >= (status[1], e.time):
+            continue
+        rows[e.env_id] = (
+            e.env_id, e.tenant_id, e.msg_id, e.sender, e.rcpt, None, None,
+            status[0], status[1], e.time, e.status, e.err_code, e.err_msg, e.recv_time,
+        )  # fmt: skip
+    merged = []
+    for env_id in sorted(rows):
+        row = list(rows[env_id])
+        row[5], row[6] = extras[env_id]
+        merged.append(tuple(row))
+    return merged
 
 
 @dataclass(frozen=True)
@@ -50,47 +95,37 @@ class EventsStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def record(self, event: MailEvent) -> bool:
-        """Log ``event`` and apply it to its message's status; False if already logged."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                "INSERT INTO events.event_log (event_id, env_id, tenant_id, event, time, "
-                "status, err_code, err_msg, url, attempt) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-                "ON CONFLICT (event_id) DO NOTHING RETURNING true",
-                event.event_id,
-                event.env_id,
-                event.tenant_id,
-                event.event.value,
-                event.time,
-                event.status,
-                event.err_code,
-                event.err_msg,
-                event.url,
-                event.attempt,
+    async def record_many(self, events: Sequence[MailEvent]) -> list[bool]:
+        """Log ``events`` and apply them to their messages' status, in one statement;
+        for each event, whether it was new."""
+        logged = sorted({e.event_id: e for e in events}.values(), key=lambda e: e.event_id)
+        rows = merge_status(events)
+        columns: list[list[Any]] = (
+            [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(14)]
+        )
+        new = {
+            r["event_id"]
+            for r in await self.pool.fetch(
+                _RECORD_MANY,
+                [e.event_id for e in logged],
+                [e.env_id for e in logged],
+                [e.tenant_id for e in logged],
+                [e.event.value for e in logged],
+                [e.time for e in logged],
+                [e.status for e in logged],
+                [e.err_code for e in logged],
+                [e.err_msg for e in logged],
+                [e.url for e in logged],
+                [e.attempt for e in logged],
+                *columns,
             )
-            if not inserted:
-                return False
-            status = STATUS_OF.get(event.event)
-            if status is not None:
-                await conn.execute(
-                    _UPSERT_STATUS,
-                    event.env_id,
-                    event.tenant_id,
-                    event.msg_id,
-                    event.sender,
-                    event.rcpt,
-                    event.subject,
-                    event.label,
-                    status[0],
-                    status[1],
-                    event.time,
-                    event.status,
-                    event.err_code,
-                    event.err_msg,
-                    event.recv_time,
-                )
-        return True
+        }
+        seen: set[str] = set()
+        result = []
+        for e in events:  # a duplicate within the batch is new only once
+            result.append(e.event_id in new and e.event_id not in seen)
+            seen.add(e.event_id)
+        return result
 
     async def message(self, tenant_id: str, env_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(

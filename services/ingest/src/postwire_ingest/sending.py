@@ -21,16 +21,16 @@ from typing import Any
 
 from postwire_common.addresses import Mailbox, check_header_value, normalize_address, parse_mailbox
 from postwire_common.broker import topology
-from postwire_common.broker.outbox import add_to_outbox
 from postwire_common.broker.publish import Outgoing
 from postwire_common.errors import EmptyValue, InvalidValue, SizeExceeded
 from postwire_common.identity import Principal
 from postwire_common.ids import new_id
 from postwire_common.observability.metrics import ACCEPTED
 from postwire_common.schemas import EventType, MailEvent, OutboundMessage
+from postwire_common.ttl_cache import TtlCache
 from postwire_ingest.compose import Content, PreparedMail, prepare
 from postwire_ingest.limits import MAX_LABEL_CHARS, MAX_RECIPIENTS
-from postwire_ingest.store import OUTBOX_TABLE, IngestStore, MessageRow
+from postwire_ingest.store import IngestStore, MessageRow, SenderRow
 
 
 @dataclass(frozen=True)
@@ -86,18 +86,35 @@ def check_label(label: str | None) -> str | None:
     return label
 
 
+SENDER_CACHE_SECONDS = 5.0
+
+
 class Sender:
     """Accepts send commands for an account. One per ingest process."""
 
     def __init__(self, store: IngestStore, wake_relay: Callable[[], None]) -> None:
         self._store = store
         self._wake_relay = wake_relay
+        # Senders found are remembered briefly (not those missing: a sender just added
+        # works at once); one deleted in another process stops working within 5 s.
+        self._senders: TtlCache[tuple[str, str], SenderRow] = TtlCache(SENDER_CACHE_SECONDS)
+
+    def forget_senders(self, tenant_id: str) -> None:
+        self._senders.forget(lambda key: key[0] == tenant_id)
+
+    async def _sender(self, tenant_id: str, address: str) -> SenderRow | None:
+        sender = self._senders.get((tenant_id, address))
+        if sender is None:
+            sender = await self._store.get_sender(tenant_id, address)
+            if sender is not None:
+                self._senders.put((tenant_id, address), sender)
+        return sender
 
     async def send(self, principal: Principal, command: SendCommand) -> list[dict[str, str]]:
         mailbox = parse_mailbox(command.sender, field="from")
         recipients = unique_recipients(command.to)
         label = check_label(command.label)
-        sender = await self._store.get_sender(principal.tenant_id, mailbox.address)
+        sender = await self._sender(principal.tenant_id, mailbox.address)
         if sender is None:
             raise InvalidValue(
                 f"Disallowed source address: {mailbox.address} is not a sender of this "
@@ -116,15 +133,12 @@ class Sender:
         )
         result = [a.as_dict() for a in accepted]
 
-        async with self._store.pool.acquire() as conn, conn.transaction():
-            if command.idempotency_key:
-                earlier = await self._store.claim_idempotency_key(
-                    conn, principal.tenant_id, command.idempotency_key, command.fingerprint, result
-                )
-                if earlier is not None:
-                    return self._replay(earlier, command)
-            await self._store.insert_messages(conn, principal.tenant_id, rows)
-            await add_to_outbox(conn, OUTBOX_TABLE, outgoing)
+        idempotency = None
+        if command.idempotency_key:
+            idempotency = (command.idempotency_key, command.fingerprint, result)
+        earlier = await self._store.accept(principal.tenant_id, rows, outgoing, idempotency)
+        if earlier is not None:
+            return self._replay(earlier, command)
         self._wake_relay()
         ACCEPTED.labels("http").inc(len(rows))
         return result

@@ -9,9 +9,39 @@ from typing import Any
 
 import asyncpg
 
+from postwire_common.broker.outbox import outbox_columns
+from postwire_common.broker.publish import Outgoing
 from postwire_common.errors import AlreadyExists, NotFound
 
 OUTBOX_TABLE = "ingest.outbox"
+
+# Accepting a request is one statement (one round trip, atomic): claim the idempotency key
+# if there is one, and only then insert the messages and their outbox entries.
+_ACCEPT = """
+WITH claim AS (
+    INSERT INTO ingest.idempotency_keys (account_id, key, request_hash, response)
+    SELECT $1, $2::text, $3::bytea, $4::jsonb WHERE $2::text IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING true
+), go AS (
+    SELECT $2::text IS NULL OR EXISTS (SELECT 1 FROM claim) AS ok
+), messages AS (
+    INSERT INTO ingest.messages (env_id, account_id, request_id, api_user, msg_id, sender,
+        rcpt, subject, label, status, size, created_at)
+    SELECT u.env_id, $1, u.request_id, u.api_user, u.msg_id, u.sender, u.rcpt, u.subject,
+        u.label, u.status, u.size, u.created_at
+    FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+        $11::text[], $12::text[], $13::text[], $14::int[], $15::timestamptz[])
+        AS u(env_id, request_id, api_user, msg_id, sender, rcpt, subject, label, status,
+            size, created_at)
+    WHERE (SELECT ok FROM go)
+), outbox AS (
+    INSERT INTO ingest.outbox (exchange, routing_key, message_id, body)
+    SELECT * FROM unnest($16::text[], $17::text[], $18::text[], $19::bytea[])
+    WHERE (SELECT ok FROM go)
+)
+SELECT ok FROM go
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,44 +283,27 @@ class IngestStore:
 
     # messages ------------------------------------------------------------------------
 
-    @staticmethod
-    async def claim_idempotency_key(
-        conn: asyncpg.Connection, account_id: str, key: str, request_hash: bytes, response: Any
+    async def accept(
+        self,
+        account_id: str,
+        rows: Sequence[MessageRow],
+        outgoing: Sequence[Outgoing],
+        idempotency: tuple[str, bytes, Any] | None,
     ) -> asyncpg.Record | None:
-        """Record ``key`` with its response in the caller's transaction, or return the
-        earlier use of the key. A concurrent request with the same key waits on the
-        unique index until the first one commits, then sees its row."""
-        claimed = await conn.fetchval(
-            "INSERT INTO ingest.idempotency_keys (account_id, key, request_hash, response) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+        """Commit the message rows and their outbox entries in one statement.
+
+        With ``idempotency = (key, request_hash, response)`` the key is claimed in the same
+        statement; if it was used before, nothing is written and the earlier use
+        (``request_hash``, ``response``) is returned. A concurrent request with the same
+        key waits on the unique index until the first one commits, then sees its row.
+        """
+        key, request_hash, response = idempotency or (None, None, None)
+        accepted = await self.pool.fetchval(
+            _ACCEPT,
             account_id,
             key,
             request_hash,
             response,
-        )
-        if claimed:
-            return None
-        return await conn.fetchrow(
-            "SELECT request_hash, response FROM ingest.idempotency_keys "
-            "WHERE account_id = $1 AND key = $2",
-            account_id,
-            key,
-        )
-
-    @staticmethod
-    async def insert_messages(
-        conn: asyncpg.Connection, account_id: str, rows: Sequence[MessageRow]
-    ) -> None:
-        await conn.execute(
-            "INSERT INTO ingest.messages (env_id, account_id, request_id, api_user, msg_id, "
-            "sender, rcpt, subject, label, status, size, created_at) "
-            "SELECT u.env_id, $1, u.request_id, u.api_user, u.msg_id, u.sender, u.rcpt, "
-            "u.subject, u.label, u.status, u.size, u.created_at FROM unnest("
-            "$2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
-            "$8::text[], $9::text[], $10::text[], $11::int[], $12::timestamptz[]) "
-            "AS u(env_id, request_id, api_user, msg_id, sender, rcpt, subject, label, "
-            "status, size, created_at)",
-            account_id,
             [r.env_id for r in rows],
             [r.request_id for r in rows],
             [r.api_user for r in rows],
@@ -302,4 +315,13 @@ class IngestStore:
             [r.status for r in rows],
             [r.size for r in rows],
             [r.created_at for r in rows],
+            *outbox_columns(outgoing),
+        )
+        if accepted:
+            return None
+        return await self.pool.fetchrow(
+            "SELECT request_hash, response FROM ingest.idempotency_keys "
+            "WHERE account_id = $1 AND key = $2",
+            account_id,
+            key,
         )

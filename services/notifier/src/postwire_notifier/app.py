@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from postwire_common.config import Settings
 from postwire_common.service import Service
 from postwire_notifier import api, handlers
+from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.http_client import SafeClient
 from postwire_notifier.pushes import Pusher
 from postwire_notifier.store import NotifierStore
@@ -30,7 +31,8 @@ class NotifierService(Service):
         self.client = SafeClient(
             allow_private=settings.allow_private_targets, timeout=settings.webhook_timeout
         )
-        self.pusher = Pusher(settings, self.store, self.client, self.broker)
+        self.directory = WebhookDirectory(self.store, settings.database_url)
+        self.pusher = Pusher(settings, self.store, self.directory, self.client, self.broker)
         handlers.register(self.broker, self.pusher, concurrency=settings.notifier_concurrency)
         self._routers = [api.router(settings, self.store, self.client)]
 
@@ -38,5 +40,9 @@ class NotifierService(Service):
     def routers(self) -> Sequence[APIRouter]:
         return self._routers
 
+    async def on_start(self) -> None:
+        await self.directory.start()
+
     async def on_stop(self) -> None:
+        await self.directory.stop()
         await self.client.close()

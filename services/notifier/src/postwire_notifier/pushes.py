@@ -24,6 +24,7 @@ from postwire_common.broker.publish import Outgoing, publish_all_or_raise
 from postwire_common.config import Settings
 from postwire_common.observability.metrics import PUSHES
 from postwire_common.schemas import MailEvent, PushDue
+from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.http_client import Answer, SafeClient
 from postwire_notifier.payload import push_body
 from postwire_notifier.signature import new_token, signed
@@ -34,10 +35,16 @@ log = logging.getLogger("postwire.notifier")
 
 class Pusher:
     def __init__(
-        self, settings: Settings, store: NotifierStore, client: SafeClient, broker: RabbitBroker
+        self,
+        settings: Settings,
+        store: NotifierStore,
+        directory: WebhookDirectory,
+        client: SafeClient,
+        broker: RabbitBroker,
     ) -> None:
         self._settings = settings
         self._store = store
+        self._directory = directory
         self._client = client
         self._broker = broker
         self._retry_queues = [
@@ -45,7 +52,7 @@ class Pusher:
         ]
 
     async def fan_out(self, event: MailEvent) -> None:
-        hooks = await self._store.matching_webhooks(event.tenant_id, event.event.value)
+        hooks = await self._directory.matching(event.tenant_id, event.event.value)
         if not hooks:
             return
         body = push_body(event, self._settings.region)

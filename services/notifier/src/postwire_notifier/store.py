@@ -58,6 +58,7 @@ class NotifierStore:
                 hook.events,
                 hook.app_key,
             )
+            await conn.execute("SELECT pg_notify('postwire_webhooks', $1)", hook.tenant_id)
 
     async def list_webhooks(self, tenant_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
@@ -79,20 +80,21 @@ class NotifierStore:
         return Webhook(**dict(row))
 
     async def delete_webhook(self, tenant_id: str, webhook_id: str) -> None:
+        # The notice goes out with the commit: every process forgets the tenant's list.
         deleted = await self.pool.fetchval(
-            "DELETE FROM notifier.webhooks WHERE tenant_id = $1 AND id = $2 RETURNING id",
+            "WITH gone AS (DELETE FROM notifier.webhooks WHERE tenant_id = $1 AND id = $2 "
+            "RETURNING id) SELECT id FROM gone, pg_notify('postwire_webhooks', $1)",
             tenant_id,
             webhook_id,
         )
         if deleted is None:
             raise NotFound(f"no webhook {webhook_id}")
 
-    async def matching_webhooks(self, tenant_id: str, event: str) -> list[Webhook]:
+    async def tenant_webhooks(self, tenant_id: str) -> list[Webhook]:
         rows = await self.pool.fetch(
             "SELECT id, tenant_id, url, events, app_key FROM notifier.webhooks "
-            "WHERE tenant_id = $1 AND $2 = ANY(events)",
+            "WHERE tenant_id = $1 ORDER BY id",
             tenant_id,
-            event,
         )
         return [Webhook(**dict(r)) for r in rows]
 
@@ -108,7 +110,9 @@ class NotifierStore:
         """One push per webhook for ``event_id``; existing ones are returned, not renewed."""
         rows = await self.pool.fetch(
             "INSERT INTO notifier.pushes (webhook_id, event_id, token, body) "
-            "SELECT w, $2, t, $3 FROM unnest($1::text[], $4::text[]) AS u(w, t) "
+            # Joined with webhooks: one deleted since it was looked up gets no push.
+            "SELECT u.w, $2, u.t, $3 FROM unnest($1::text[], $4::text[]) AS u(w, t) "
+            "JOIN notifier.webhooks h ON h.id = u.w "
             "ON CONFLICT (webhook_id, event_id) DO UPDATE SET event_id = EXCLUDED.event_id "
             "RETURNING id",
             [h.id for h in hooks],

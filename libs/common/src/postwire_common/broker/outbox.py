@@ -1,7 +1,8 @@
 """Transactional outbox: what a request commits is published, even if the broker is down.
 
-A handler adds its bus messages to the outbox table in the same transaction as its own
-rows, commits, answers, and wakes the relay. The relay takes pending rows in id order
+A handler writes its bus messages to the outbox table in the same transaction (or
+statement) as its own rows, using :func:`outbox_columns`, commits, answers, and wakes
+the relay. The relay takes pending rows in id order
 with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work), publishes them all with
 their confirms in flight together, and deletes the rows that were confirmed, all in one
 transaction. A row whose publish failed stays and is tried again; a crash between
@@ -34,13 +35,12 @@ def _encode(body: bytes | BaseModel) -> bytes:
     return body.model_dump_json().encode() if isinstance(body, BaseModel) else body
 
 
-async def add_to_outbox(conn: asyncpg.Connection, table: str, items: Sequence[Outgoing]) -> None:
-    """Insert ``items`` into ``table`` within the caller's transaction."""
-    if not items:
-        return
-    await conn.execute(
-        f"INSERT INTO {table} (exchange, routing_key, message_id, body) "  # noqa: S608 - constant
-        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])",
+def outbox_columns(
+    items: Sequence[Outgoing],
+) -> tuple[list[str], list[str], list[str | None], list[bytes]]:
+    """``items`` as the four arrays an ``unnest`` insert into an outbox table takes
+    (exchange, routing_key, message_id, body), for statements that write more."""
+    return (
         [i.exchange for i in items],
         [i.routing_key for i in items],
         [i.message_id for i in items],

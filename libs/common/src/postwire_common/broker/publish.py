@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from faststream.rabbit import RabbitBroker, RabbitExchange
 from pydantic import BaseModel
@@ -20,12 +21,17 @@ class Outgoing:
     message_id: str | None = None
 
 
+@lru_cache(maxsize=256)
+def _exchange(name: str) -> RabbitExchange:
+    return RabbitExchange(name, declare=False)
+
+
 async def publish(broker: RabbitBroker, item: Outgoing) -> None:
     """Publish and wait for the broker's confirm; raise if it is nacked or returned."""
     body = item.body.model_dump_json().encode() if isinstance(item.body, BaseModel) else item.body
     await broker.publish(
         body,
-        exchange=RabbitExchange(item.exchange, declare=False) if item.exchange else None,
+        exchange=_exchange(item.exchange) if item.exchange else None,
         routing_key=item.routing_key,
         mandatory=True,
         persist=True,

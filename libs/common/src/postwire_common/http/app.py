@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import lru_cache
 
 from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postwire_common import db
@@ -79,6 +80,15 @@ def build_app(settings: Settings, services: Sequence[Service]) -> FastAPI:
     return app
 
 
+@lru_cache(maxsize=4096)
+def _children(method: str, template: str, status: int) -> tuple[Counter, Histogram]:
+    """Labelled metric children, looked up once per (method, route, status)."""
+    return (
+        HTTP_REQUESTS.labels(method, template, str(status)),
+        HTTP_SECONDS.labels(method, template),
+    )
+
+
 class MetricsMiddleware:
     """Counts and times requests by route template (plain ASGI: no per-request task)."""
 
@@ -102,6 +112,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_note)
         finally:
             template = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_SECONDS.labels(method, template).observe(time.perf_counter() - started)
+            counter, histogram = _children(scope["method"], template, status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - started)

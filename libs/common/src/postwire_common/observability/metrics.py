@@ -1,13 +1,9 @@
-"""Prometheus metrics of the process, and the FastStream middleware that fills the
-broker's. One process registry: ``postwire run all`` exposes every service's metrics on
-one ``/metrics``."""
+"""Prometheus metrics of the process. One process registry: ``postwire run all`` exposes
+every service's metrics on one ``/metrics``. Bus metrics are in ``bus_metrics``."""
 
 from __future__ import annotations
 
-from functools import cache
-
-from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 ACCEPTED = Counter(
     "postwire_messages_accepted_total", "Recipient messages accepted by ingest.", ["via"]
@@ -38,8 +34,3 @@ HTTP_SECONDS = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-
-
-@cache
-def broker_metrics_middleware() -> RabbitPrometheusMiddleware:
-    return RabbitPrometheusMiddleware(registry=REGISTRY, app_name="postwire")

@@ -1,8 +1,9 @@
 """OpenTelemetry: one tracer provider per process; FastStream's middleware carries the
 trace context in message headers, so a trace follows a message across services.
 
-Spans are exported when ``OTEL_EXPORTER_OTLP_ENDPOINT`` names a collector and the OTLP
-exporter package is installed; otherwise they are only created and propagated.
+Tracing is on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` names a collector (spans are then
+exported if the OTLP exporter package is installed); otherwise no spans are made at all,
+because nobody would see them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 log = logging.getLogger("postwire.tracing")
+
+
+def tracing_enabled() -> bool:
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 
 @cache

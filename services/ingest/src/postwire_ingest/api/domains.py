@@ -59,6 +59,7 @@ def router(ctx: IngestContext) -> APIRouter:
     @api.delete("/{name}", summary="Delete a domain and its senders")
     async def delete(name: str, principal: CurrentPrincipal) -> Response:
         await ctx.store.delete_domain(principal.tenant_id, normalize_domain(name))
+        ctx.sender.forget_senders(principal.tenant_id)  # its senders went with it
         return ok(None)
 
     return api

@@ -33,6 +33,7 @@ def router(ctx: IngestContext) -> APIRouter:
     @api.delete("/{address}", summary="Delete a sender address")
     async def delete(address: str, principal: CurrentPrincipal) -> Response:
         await ctx.store.delete_sender(principal.tenant_id, normalize_address(address))
+        ctx.sender.forget_senders(principal.tenant_id)
         return ok(None)
 
     return api

@@ -1,0 +1,95 @@
+"""Which webhooks an event goes to, without a query per event.
+
+Webhooks per tenant are cached. Every change of a tenant's webhooks sends
+``NOTIFY postwire_webhooks, '<tenant_id>'`` in the changing transaction, and every
+notifier process LISTENs on its own connection and drops that tenant's entry when the
+notification arrives, so a new webhook receives events from the moment it is committed
+(give or take the notification's delivery, milliseconds). While the listening
+connection is down, nothing is cached and every lookup queries the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from postwire_notifier.store import NotifierStore, Webhook
+
+log = logging.getLogger("postwire.notifier.directory")
+
+CHANNEL = "postwire_webhooks"
+_MAX_TENANTS = 100_000
+
+
+class WebhookDirectory:
+    def __init__(self, store: NotifierStore, database_url: str) -> None:
+        self._store = store
+        self._database_url = database_url
+        self._cache: dict[str, list[Webhook]] = {}
+        self._generation = 0
+        self._listener: asyncpg.Connection | None = None
+        self._reconnect: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        await self._listen()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnect
+        if self._listener is not None:
+            with contextlib.suppress(OSError, asyncpg.InterfaceError):
+                await self._listener.close()
+            self._listener = None
+
+    @property
+    def caching(self) -> bool:
+        return self._listener is not None and not self._listener.is_closed()
+
+    async def matching(self, tenant_id: str, event: str) -> list[Webhook]:
+        hooks = self._cache.get(tenant_id) if self.caching else None
+        if hooks is None:
+            generation = self._generation
+            hooks = await self._store.tenant_webhooks(tenant_id)
+            # Keep the answer only if no change notice arrived while we asked.
+            if self.caching and generation == self._generation:
+                if len(self._cache) >= _MAX_TENANTS:
+                    self._cache.clear()
+                self._cache[tenant_id] = hooks
+        return [hook for hook in hooks if event in hook.events]
+
+    async def _listen(self) -> None:
+        connection = await asyncpg.connect(self._database_url)
+        connection.add_termination_listener(self._lost)
+        await connection.add_listener(CHANNEL, self._changed)
+        self._listener = connection
+        self._cache.clear()  # changes may have been missed while not listening
+
+    def _changed(self, _conn: object, _pid: int, _channel: str, tenant_id: str) -> None:
+        self._generation += 1
+        self._cache.pop(tenant_id, None)
+
+    def _lost(self, _conn: object) -> None:
+        self._generation += 1
+        self._cache.clear()
+        self._listener = None
+        if not self._stopping:
+            log.warning("webhook change notices lost; looking webhooks up uncached")
+            self._reconnect = asyncio.create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        delay = 1.0
+        while not self._stopping:
+            await asyncio.sleep(delay)
+            try:
+                await self._listen()
+                log.info("webhook change notices restored")
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                delay = min(delay * 2, 30.0)
