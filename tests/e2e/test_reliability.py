@@ -216,3 +216,49 @@ async def test_a_second_bus_copy_is_not_delivered_again(
 
 async def _greater(awaitable: object, than: float) -> bool:
     return bool(await awaitable > than)  # type: ignore[operator]
+
+
+async def test_a_dead_lettered_message_still_reaches_a_terminal_state(
+    split: Split, split_vhost: str, split_tenant: Tenant, mx: SmtpSink
+) -> None:
+    # RabbitMQ dead-letters a message whose handling failed x-delivery-limit times to
+    # postwire.dead with the queue's name as routing key; do what it does, for a message
+    # that was accepted but never delivered.
+    rcpt = f"poison.{split_tenant.name}@example.org"
+    stuck = OutboundMessage(
+        env_id=unique_name("POISON").upper(),
+        msg_id="<poison@shop.example>",
+        tenant_id="t-poison",
+        sender=split_tenant.sender,
+        rcpt=rcpt,
+        raw="Subject: never sent\r\n\r\nx\r\n",
+        recv_time=datetime.now(UTC),
+    )
+    connection = await aio_pika.connect(split_vhost)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        dead = await channel.get_exchange("postwire.dead")
+        await dead.publish(
+            aio_pika.Message(stuck.model_dump_json().encode(), content_type="application/json"),
+            routing_key="delivery.outbound",
+            mandatory=True,
+        )
+    finally:
+        await connection.close()
+
+    conn = await asyncpg.connect(split.database_url)
+    try:
+
+        async def failed_event() -> asyncpg.Record | None:
+            return await conn.fetchrow(
+                "SELECT status, err_msg FROM events.event_log WHERE env_id = $1 "
+                "AND event = 'failed'",
+                stuck.env_id,
+            )
+
+        recorded = await eventually(failed_event, what="the failed event")
+    finally:
+        await conn.close()
+    assert recorded["status"] == 4
+    assert "failed repeatedly" in recorded["err_msg"]
+    assert mx.for_rcpt(rcpt) == []

@@ -21,3 +21,13 @@ def register(broker: RabbitBroker, deliverer: Deliverer, *, concurrency: int) ->
     )
     async def on_outbound(message: OutboundMessage) -> None:
         await deliverer.handle(message)
+
+    @broker.subscriber(
+        topology.dead_queue(route.queue),
+        topology.DEAD,
+        channel=Channel(prefetch_count=8),
+        title="delivery.outbound.dead",
+        description="Mail whose handling failed past the delivery limit: ended as failed.",
+    )
+    async def on_dead(message: OutboundMessage) -> None:
+        await deliverer.abandon(message)

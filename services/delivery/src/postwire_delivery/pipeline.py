@@ -33,8 +33,8 @@ from postwire_common.observability.metrics import (
     DELIVERY_DUPLICATES,
     DELIVERY_SECONDS,
 )
-from postwire_common.schemas import EventType, MailEvent, OutboundMessage
-from postwire_delivery.results import DeliveryResult, Outcome, gave_up, soft
+from postwire_common.schemas import DeliveryStatus, EventType, MailEvent, OutboundMessage
+from postwire_delivery.results import DeliveryResult, Outcome, gave_up, hard, soft
 from postwire_delivery.routing import NoRoute, Router
 from postwire_delivery.smtp import ConnectFailed, SmtpPool
 from postwire_delivery.store import AlreadyFinished, Busy, DeliveryStore, Recorded, Terminal
@@ -86,6 +86,18 @@ class Deliverer:
                 "reply": result.message[:200],
             },
         )
+        await self._announce(message, recorded)
+
+    async def abandon(self, message: OutboundMessage) -> None:
+        """The message was dead-lettered after failing to be handled many times: end it
+        as failed (status 4), so it still reaches a terminal state and is announced."""
+        result = hard(
+            DeliveryStatus.FAILED,
+            "postwire could not process this message (it failed repeatedly; see the "
+            "delivery logs for its env_id)",
+        )
+        recorded = await self._store.abandon(message.env_id, message.attempt, result)
+        log.error("message abandoned after repeated failures", extra={"env_id": message.env_id})
         await self._announce(message, recorded)
 
     @staticmethod

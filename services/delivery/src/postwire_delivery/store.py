@@ -108,6 +108,25 @@ class DeliveryStore:
             return AlreadyFinished(_recorded(existing))
         return Busy(existing["lease_until"])
 
+    async def abandon(self, env_id: str, attempt: int, result: DeliveryResult) -> Recorded:
+        """Make ``result`` the message's terminal result unless it has one already; return
+        whichever is terminal now."""
+        row = await self.pool.fetchrow(
+            "WITH given AS (INSERT INTO delivery.results (env_id, attempt, outcome, status, "
+            "code, message, host, finished_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, now()) "
+            "ON CONFLICT (env_id) DO NOTHING RETURNING *) "
+            "SELECT * FROM given UNION ALL "
+            "SELECT * FROM delivery.results WHERE env_id = $1 AND NOT EXISTS (SELECT 1 FROM given)",
+            env_id,
+            attempt,
+            result.outcome.value,
+            result.status,
+            result.code,
+            result.message,
+        )
+        assert row is not None
+        return _recorded(row)
+
     async def finish(self, env_id: str, attempt: int, result: DeliveryResult) -> Recorded:
         """Record the attempt's result, and the message's if it is terminal."""
         finished_at = await self.pool.fetchval(

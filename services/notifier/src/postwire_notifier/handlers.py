@@ -32,3 +32,13 @@ def register(broker: RabbitBroker, pusher: Pusher, *, concurrency: int) -> None:
     )
     async def on_push_due(due: PushDue) -> None:
         await pusher.push(due)
+
+    @broker.subscriber(
+        topology.dead_queue(pushes.queue),
+        topology.DEAD,
+        channel=Channel(prefetch_count=8),
+        title="notifier.pushes.dead",
+        description="Push attempts whose handling failed past the delivery limit: dropped.",
+    )
+    async def on_dead_push(due: PushDue) -> None:
+        await pusher.abandon(due)

@@ -85,6 +85,13 @@ class Pusher:
         await self._store.record_attempt(due.push_id, due.attempt, answer, will_retry=will_retry)
         self._note(push.webhook_id, due, answer, will_retry)
 
+    async def abandon(self, due: PushDue) -> None:
+        """This attempt was dead-lettered after failing to be handled many times: record
+        the push as dropped, as after the last retry."""
+        answer = Answer(None, 0, error="postwire could not perform this push (internal error)")
+        await self._store.record_attempt(due.push_id, due.attempt, answer, will_retry=False)
+        log.error("push abandoned after repeated failures", extra={"push_id": due.push_id})
+
     async def _schedule(self, push_id: int, attempt: int) -> None:
         if attempt > len(self._retry_queues):
             return

@@ -47,8 +47,12 @@ class BackoffMiddleware(BaseMiddleware[Any, Any]):
             raise
         except ValidationError as exc:
             log.error(
-                "dropping unparseable message to its dead-letter queue",
-                extra={"message_id": msg.message_id, "error": str(exc)[:500]},
+                "unparseable message rejected (to its dead-letter queue, or dropped there)",
+                extra={
+                    "message_id": msg.message_id,
+                    "error": str(exc)[:500],
+                    "body": bytes(msg.body[:500]).decode("utf-8", "replace"),
+                },
             )
             raise RejectMessage(requeue=False) from exc
         except Exception as exc:
