@@ -18,6 +18,7 @@ import aio_pika
 import asyncpg
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from postwire_common.schemas import OutboundMessage
 from postwire_testkit.api import Tenant, Urls, envelope
@@ -88,6 +89,18 @@ async def split_tenant(split: Split) -> AsyncIterator[Tenant]:
     tenant = await Tenant.create(split.urls, ADMIN_TOKEN, name, f"{name.replace('_', '-')}.example")
     yield tenant
     await tenant.close()
+
+
+async def publish_raw(broker_url: str, exchange: str, routing_key: str, body: BaseModel) -> None:
+    """Put a message on the bus the way another process (or RabbitMQ) would."""
+    connection = await aio_pika.connect(broker_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        target = await channel.get_exchange(exchange)
+        message = aio_pika.Message(body.model_dump_json().encode(), content_type="application/json")
+        await target.publish(message, routing_key=routing_key, mandatory=True)
+    finally:
+        await connection.close()
 
 
 async def ready(url: str) -> int:
@@ -196,16 +209,7 @@ async def test_a_second_bus_copy_is_not_delivered_again(
         raw="Subject: copy\r\n\r\nbody\r\n",
         recv_time=datetime.now(UTC),
     )
-    connection = await aio_pika.connect(split_vhost)
-    try:
-        channel = await connection.channel()
-        exchange = await channel.get_exchange("postwire.outbound")
-        await exchange.publish(
-            aio_pika.Message(copy.model_dump_json().encode(), content_type="application/json"),
-            routing_key="outbound",
-        )
-    finally:
-        await connection.close()
+    await publish_raw(split_vhost, "postwire.outbound", "outbound", copy)
 
     await eventually(
         lambda: _greater(duplicates_skipped(split.delivery.url), before),
@@ -234,17 +238,7 @@ async def test_a_dead_lettered_message_still_reaches_a_terminal_state(
         raw="Subject: never sent\r\n\r\nx\r\n",
         recv_time=datetime.now(UTC),
     )
-    connection = await aio_pika.connect(split_vhost)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        dead = await channel.get_exchange("postwire.dead")
-        await dead.publish(
-            aio_pika.Message(stuck.model_dump_json().encode(), content_type="application/json"),
-            routing_key="delivery.outbound",
-            mandatory=True,
-        )
-    finally:
-        await connection.close()
+    await publish_raw(split_vhost, "postwire.dead", "delivery.outbound", stuck)
 
     conn = await asyncpg.connect(split.database_url)
     try:
