@@ -38,5 +38,8 @@ class IngestService(Service):
     async def on_start(self) -> None:
         self.relay.start()
 
-    async def on_stop(self) -> None:
+    async def stop(self) -> None:
+        # The relay goes first, while the broker connection it publishes on is still up;
+        # what it has not published stays in the outbox for the next process.
         await self.relay.stop()
+        await super().stop()

@@ -21,6 +21,11 @@ class Outgoing:
     message_id: str | None = None
 
 
+# A confirm that takes longer (broker blocked by a memory or disk alarm) fails the
+# publish, so callers back off instead of holding rows, connections or messages forever.
+CONFIRM_TIMEOUT = 30.0
+
+
 @lru_cache(maxsize=256)
 def _exchange(name: str) -> RabbitExchange:
     return RabbitExchange(name, declare=False)
@@ -37,6 +42,7 @@ async def publish(broker: RabbitBroker, item: Outgoing) -> None:
         persist=True,
         message_id=item.message_id,
         content_type="application/json",
+        timeout=CONFIRM_TIMEOUT,
     )
 
 
