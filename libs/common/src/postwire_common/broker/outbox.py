@@ -87,9 +87,9 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 published, failed = await self.relay_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # the relay must outlive any one failure
                 published, failed = 0, 1
-                log.warning("outbox relay round failed", extra={"error": repr(exc)})
+                log.warning("outbox relay round failed", exc_info=exc)
             if failed:
                 failures += 1
                 await asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)))
