@@ -94,15 +94,19 @@ class Sink:
         self._proc.wait(10)
 
 
-async def drive(tenant: Tenant, total: int, per_request: int, concurrency: int, run: Run) -> None:
+async def drive(
+    tenant: Tenant, total: int, per_request: int, concurrency: int, run: Run, rate: float = 0
+) -> None:
     requests = [
         [f"r{i + j}@bench.example" for j in range(per_request)]
         for i in range(0, total, per_request)
     ]
-    queue: asyncio.Queue[list[str]] = asyncio.Queue()
-    for r in requests:
-        queue.put_nowait(r)
+    queue: asyncio.Queue[tuple[int, list[str]]] = asyncio.Queue()
+    for n, r in enumerate(requests):
+        queue.put_nowait((n, r))
     url = urlsplit(tenant.urls.ingest)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
     assert url.hostname
     assert url.port
 
@@ -110,7 +114,9 @@ async def drive(tenant: Tenant, total: int, per_request: int, concurrency: int, 
         connection = RawHttpConnection(url.hostname, url.port, tenant.api_user, tenant.api_key)
         try:
             while not queue.empty():
-                rcpts = queue.get_nowait()
+                n, rcpts = queue.get_nowait()
+                if rate:  # open-loop pacing: request n goes out at start + n / rate
+                    await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
                 body = {"from": tenant.sender, "to": rcpts, "subject": "Shipped", "text": TEXT}
                 started = time.perf_counter()
                 status, answer = await connection.post_json("/v1/messages", body)
@@ -246,11 +252,14 @@ async def main(args: argparse.Namespace) -> None:
                 await wait_delivered(sink, set(warm.accepted_at), 60)
 
                 run = Run()
+                pace = f", {args.rate:g} requests/s" if args.rate else ""
                 print(
                     f"sending {args.messages} messages, {args.recipients} recipient(s) per "
-                    f"request, {args.concurrency} requests in flight …"
+                    f"request, up to {args.concurrency} requests in flight{pace} …"
                 )
-                await drive(tenant, args.messages, args.recipients, args.concurrency, run)
+                await drive(
+                    tenant, args.messages, args.recipients, args.concurrency, run, args.rate
+                )
                 arrivals = await wait_delivered(sink, set(run.accepted_at), args.timeout)
                 rss = {" ".join(p.services): p.peak_rss_mb() for p in processes}
                 await tenant.close()
@@ -313,5 +322,8 @@ if __name__ == "__main__":
     parser.add_argument("--recipients", type=int, default=1, help="recipients per request")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     parser.add_argument("--split", action="store_true", help="run the services as 4 processes")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="requests per second (default: as fast as possible)"
+    )
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for delivery")
     asyncio.run(main(parser.parse_args()))
