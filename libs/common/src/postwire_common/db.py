@@ -7,7 +7,6 @@ Each service keeps its SQL in its own ``store.py`` and its tables in its own sch
 from __future__ import annotations
 
 import json
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -102,7 +101,3 @@ async def drop_database(database_url: str) -> None:
         await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
     finally:
         await conn.close()
-
-
-def record_to_dict(record: asyncpg.Record | None) -> dict[str, Any] | None:
-    return dict(record) if record is not None else None

@@ -80,6 +80,11 @@ SELECT finished_at FROM finished
 """
 
 
+def _values(result: DeliveryResult) -> tuple[object, ...]:
+    """A result as the columns outcome, status, code, message, host."""
+    return (result.outcome.value, result.status, result.code, result.message, result.host)
+
+
 def _recorded(row: asyncpg.Record) -> Recorded:
     status = DeliveryStatus(row["status"]) if row["status"] is not None else None
     result = DeliveryResult(
@@ -113,16 +118,13 @@ class DeliveryStore:
         whichever is terminal now."""
         row = await self.pool.fetchrow(
             "WITH given AS (INSERT INTO delivery.results (env_id, attempt, outcome, status, "
-            "code, message, host, finished_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, now()) "
+            "code, message, host, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now()) "
             "ON CONFLICT (env_id) DO NOTHING RETURNING *) "
             "SELECT * FROM given UNION ALL "
             "SELECT * FROM delivery.results WHERE env_id = $1 AND NOT EXISTS (SELECT 1 FROM given)",
             env_id,
             attempt,
-            result.outcome.value,
-            result.status,
-            result.code,
-            result.message,
+            *_values(result),
         )
         assert row is not None
         return _recorded(row)
@@ -133,10 +135,6 @@ class DeliveryStore:
             _FINISH,
             env_id,
             attempt,
-            result.outcome.value,
-            result.status,
-            result.code,
-            result.message,
-            result.host,
+            *_values(result),
         )
         return Recorded(attempt, result, finished_at)

@@ -155,11 +155,3 @@ class NotifierStore:
                 attempt,
                 state,
             )
-
-    async def attempts(self, push_id: int) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            "SELECT attempt, at, http_status, latency_ms, error, will_retry "
-            "FROM notifier.push_attempts WHERE push_id = $1 ORDER BY attempt",
-            push_id,
-        )
-        return [dict(r) for r in rows]

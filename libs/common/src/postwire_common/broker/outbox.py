@@ -130,7 +130,3 @@ class OutboxRelay:
                 extra={"failed": failed, "error": repr(first)},
             )
         return len(done), failed
-
-    async def pending(self) -> int:
-        async with self._pool.acquire() as conn:
-            return int(await conn.fetchval(f"SELECT count(*) FROM {self._table}"))  # noqa: S608
