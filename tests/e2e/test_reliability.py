@@ -20,7 +20,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from postwire_common.schemas import OutboundMessage
+from postwire_common.schemas import Recipient, RecipientBatch
 from postwire_testkit.api import Tenant, Urls, envelope
 from postwire_testkit.dns import LoopbackDns
 from postwire_testkit.infra import temp_database, temp_vhost, unique_name
@@ -121,9 +121,11 @@ async def test_accepted_while_broker_unreachable_is_delivered_later(
         conn = await asyncpg.connect(split.database_url)
         try:
             waiting = await conn.fetchval(
-                "SELECT count(*) FROM ingest.outbox WHERE message_id = $1", env_id
+                "SELECT count(*) FROM ingest.outbox "
+                "WHERE strpos(convert_from(body, 'UTF8'), $1) > 0",
+                env_id,
             )
-            assert waiting == 1  # committed, not yet published
+            assert waiting == 2  # its recipient batch and request event, not yet published
         finally:
             await conn.close()
         assert mx.for_rcpt(rcpt) == []
@@ -200,14 +202,14 @@ async def test_a_second_bus_copy_is_not_delivered_again(
     await split_tenant.wait_for_status(sent["env_id"], "delivered")
     before = await duplicates_skipped(split.delivery.url)
 
-    copy = OutboundMessage(
-        env_id=sent["env_id"],
-        msg_id=sent["msg_id"],
+    copy = RecipientBatch(
+        request_id="copied",
+        content_id="copied",
         tenant_id="copied",
         sender=split_tenant.sender,
-        rcpt=rcpt,
-        raw="Subject: copy\r\n\r\nbody\r\n",
+        domain="example.org",
         recv_time=datetime.now(UTC),
+        recipients=[Recipient(env_id=sent["env_id"], msg_id=sent["msg_id"], rcpt=rcpt)],
     )
     await publish_raw(split_vhost, "postwire.outbound", "outbound", copy)
 
@@ -229,16 +231,17 @@ async def test_a_dead_lettered_message_still_reaches_a_terminal_state(
     # postwire.dead with the queue's name as routing key; do what it does, for a message
     # that was accepted but never delivered.
     rcpt = f"poison.{split_tenant.name}@example.org"
-    stuck = OutboundMessage(
-        env_id=unique_name("POISON").upper(),
-        msg_id="<poison@shop.example>",
+    env_id = unique_name("POISON").upper()
+    stuck = RecipientBatch(
+        request_id="poison",
+        content_id="poison",
         tenant_id="t-poison",
         sender=split_tenant.sender,
-        rcpt=rcpt,
-        raw="Subject: never sent\r\n\r\nx\r\n",
+        domain="example.org",
         recv_time=datetime.now(UTC),
+        recipients=[Recipient(env_id=env_id, msg_id="<poison@shop.example>", rcpt=rcpt)],
     )
-    await publish_raw(split_vhost, "postwire.dead", "delivery.outbound", stuck)
+    await publish_raw(split_vhost, "postwire.dead", "delivery.intake", stuck)
 
     conn = await asyncpg.connect(split.database_url)
     try:
@@ -247,7 +250,7 @@ async def test_a_dead_lettered_message_still_reaches_a_terminal_state(
             return await conn.fetchrow(
                 "SELECT status, err_msg FROM events.event_log WHERE env_id = $1 "
                 "AND event = 'failed'",
-                stuck.env_id,
+                env_id,
             )
 
         recorded = await eventually(failed_event, what="the failed event")

@@ -109,10 +109,26 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of every logger.")
     log_format: str = Field("json", pattern="^(json|text)$", description="json or text logs.")
     delivery_concurrency: int = Field(
-        64, ge=1, le=2000, description="Messages one delivery process works on at once."
+        64,
+        ge=1,
+        le=2000,
+        description="Recipients one delivery process holds at once is four times this.",
     )
     delivery_connections_per_host: int = Field(
         8, ge=1, le=200, description="SMTP connections one delivery process opens per MX host."
+    )
+    delivery_lease: float = Field(
+        15.0,
+        ge=1.0,
+        description="Lease on a recipient being delivered, renewed every third of it; after "
+        "a crash its recipients are taken again within this time.",
+    )
+    delivery_lane_rate: float = Field(
+        0.0, ge=0.0, description="Messages per second per recipient domain; 0 is unlimited."
+    )
+    delivery_lane_overrides: CommaList = Field(
+        default_factory=list,
+        description="Per-domain lanes, domain=connections[/rate], e.g. gmail.com=4/20,qq.com=2.",
     )
     delivery_attempt_timeout: float = Field(
         120.0, description="Longest one SMTP delivery attempt may take before it soft-fails."
@@ -135,12 +151,12 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("webhook_timeout", "delivery_attempt_timeout", mode="before")
+    @field_validator("webhook_timeout", "delivery_attempt_timeout", "delivery_lease", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
 
-    @field_validator("dns_nameservers", mode="before")
+    @field_validator("dns_nameservers", "delivery_lane_overrides", mode="before")
     @classmethod
     def _list(cls, value: Any) -> list[str]:
         return _comma_list(value)
@@ -162,6 +178,16 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "POSTWIRE_DELIVERY_RELAY must be host:port, e.g. 127.0.0.1:1025"
                 ) from None
+        for entry in self.delivery_lane_overrides:
+            domain, sep, value = entry.partition("=")
+            connections, _, rate = value.partition("/")
+            if not (sep and domain.strip() and connections.isdigit() and int(connections) > 0):
+                raise ValueError(
+                    f"POSTWIRE_DELIVERY_LANE_OVERRIDES: {entry!r} is not "
+                    "domain=connections[/rate], e.g. gmail.com=4/20"
+                )
+            if rate and not _RATE.fullmatch(rate):
+                raise ValueError(f"POSTWIRE_DELIVERY_LANE_OVERRIDES: {rate!r} is not a rate")
         for server in self.dns_nameservers:
             split_host_port(server, default_port=53)
         return self
@@ -173,6 +199,7 @@ class Settings(BaseSettings):
         )
 
 
+_RATE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _HOST_PORT = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
 
 

@@ -57,6 +57,20 @@ async def ping(pool: asyncpg.Pool) -> bool:
         return False
 
 
+async def identity(pool: asyncpg.Pool) -> str:
+    """Which database this is, across connections and processes: the cluster's system
+    identifier (where readable) and the database's name and oid."""
+    async with pool.acquire() as conn:
+        name, oid = await conn.fetchrow(
+            "SELECT datname, oid FROM pg_database WHERE datname = current_database()"
+        )
+        try:
+            system = await conn.fetchval("SELECT system_identifier FROM pg_control_system()")
+        except asyncpg.InsufficientPrivilegeError:
+            system = "-"
+    return f"{system}/{name}/{oid}"
+
+
 def database_name(database_url: str) -> str:
     return urlsplit(database_url).path.lstrip("/") or "postgres"
 

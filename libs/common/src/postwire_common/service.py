@@ -25,7 +25,7 @@ from fastapi import APIRouter
 from faststream.rabbit import RabbitBroker
 
 from postwire_common import db
-from postwire_common.broker.factory import declare_topology, make_broker
+from postwire_common.broker.factory import SharedVhost, declare_topology, make_broker
 from postwire_common.config import Settings
 
 STARTUP_PATIENCE = 30.0  # seconds to wait for PostgreSQL/RabbitMQ (e.g. pods starting together)
@@ -95,12 +95,16 @@ class Service:
         return ()
 
     async def start(self) -> None:
-        # Wait for both first: a pool whose first connect fails is closed for good.
-        await wait_for_dependencies(self.settings)
+        # The runner waited for PostgreSQL and RabbitMQ (once for every service of the
+        # process): a pool whose first connect fails is closed for good.
         await self.pool
         self._started = True
+        identity = await db.identity(self.pool)
         await self.broker.connect()
-        await declare_topology(self.broker, self.settings)
+        try:
+            await declare_topology(self.broker, identity=identity)
+        except SharedVhost as exc:
+            raise StartupError(str(exc)) from None
         await self.on_start()
         await self.broker.start()
         self.log.info("started", extra={"service": self.name})

@@ -1,24 +1,32 @@
 """delivery's composition root.
 
-Process model: one asyncio loop; the subscriber of ``delivery.outbound`` works on up to
-``POSTWIRE_DELIVERY_CONCURRENCY`` messages at once (the channel's prefetch), sharing
-one SMTP connection pool and one DNS cache; a reaper task closes idle SMTP sessions.
-Consumes ``OutboundMessage``; publishes ``MailEvent`` (delivered, soft_bounce, failed)
-to ``postwire.raw-events`` and retry copies to the ``delivery.retry.*`` queues. Scale by
-adding replicas (competing consumers on the quorum queue).
+Process model: one asyncio loop. The ``delivery.intake`` subscriber writes the recipients
+of each ``RecipientBatch`` into delivery's own queue table (group commit) and wakes the
+lanes; the lanes (``postwire_common.lanes``) claim due recipients with short, renewed
+leases, one lane per recipient domain with its own concurrency, depth and rate, and
+deliver them over one shared SMTP connection pool; results are recorded with their events
+in one statement, and the outbox relay publishes the events (``EventBatch`` to
+``postwire.events``). Soft bounces wait in the table for their next due time: nothing is
+republished. A reaper closes idle SMTP sessions. Scale by adding replicas: claims use
+``SKIP LOCKED``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 
+from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
+from postwire_common.content import ContentStore
+from postwire_common.lanes import Lanes
 from postwire_common.service import Service
 from postwire_delivery import handlers
+from postwire_delivery.lanes import lane_policy
 from postwire_delivery.pipeline import Deliverer
 from postwire_delivery.routing import Router
 from postwire_delivery.smtp import SmtpPool
-from postwire_delivery.store import DeliveryStore
+from postwire_delivery.store import OUTBOX_TABLE, DeliveryStore, Queued
 
 
 class DeliveryService(Service):
@@ -31,18 +39,41 @@ class DeliveryService(Service):
             per_host=settings.delivery_connections_per_host,
             timeout=min(60.0, settings.delivery_attempt_timeout),
         )
+        self.store = DeliveryStore(self.pool)
+        self.relay = OutboxRelay(self.pool, self.broker, OUTBOX_TABLE, batch=settings.outbox_batch)
         self.deliverer = Deliverer(
-            settings, DeliveryStore(self.pool), Router(settings), self.smtp, self.broker
+            settings,
+            self.store,
+            ContentStore(self.pool),
+            Router(settings),
+            self.smtp,
+            self.relay.wake,
         )
-        handlers.register(self.broker, self.deliverer, concurrency=settings.delivery_concurrency)
+        self.lanes: Lanes[Queued] = Lanes(
+            self.store,
+            self.deliverer.handle,
+            lane_policy(settings),
+            owner=f"delivery-{uuid.uuid4().hex[:12]}",
+            window=settings.delivery_concurrency * 4,
+            lease=settings.delivery_lease,
+            name="delivery",
+        )
+        handlers.register(self.broker, self.store, self.deliverer, self.lanes.wake)
 
     async def on_start(self) -> None:
+        self.relay.start()
+        self.lanes.start()
         self.spawn(self._reap(), "smtp-reaper")
 
     async def on_stop(self) -> None:
+        await self.lanes.stop()
+        await self.relay.stop()
         await self.smtp.close()
 
     async def _reap(self) -> None:
         while True:
             await asyncio.sleep(10)
-            await self.smtp.reap_idle()
+            try:
+                await self.smtp.reap_idle()
+            except Exception:  # the reaper must outlive any one failure
+                self.log.exception("closing idle SMTP sessions failed")

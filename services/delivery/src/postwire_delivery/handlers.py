@@ -1,33 +1,61 @@
-"""delivery's bus subscribers: parse, call the pipeline; errors requeue with backoff."""
+"""delivery's bus subscribers: queue recipients (group commit), wake the lanes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from faststream.rabbit import Channel, RabbitBroker
 
+from postwire_common.batching import Batcher
 from postwire_common.broker import topology
-from postwire_common.schemas import OutboundMessage
+from postwire_common.observability.metrics import DELIVERY_DUPLICATES
+from postwire_common.schemas import RecipientBatch
 from postwire_delivery.pipeline import Deliverer
+from postwire_delivery.store import DeliveryStore, Queued
 
 
-def register(broker: RabbitBroker, deliverer: Deliverer, *, concurrency: int) -> None:
-    route = topology.DELIVERY_OUTBOUND
+def queued(batch: RecipientBatch) -> list[Queued]:
+    return [
+        Queued(r.env_id, batch.request_id, batch.content_id, batch.tenant_id, batch.sender,
+               r.rcpt, r.msg_id, batch.label, batch.recv_time, batch.domain, 1)
+        for r in batch.recipients
+    ]  # fmt: skip
+
+
+def register(
+    broker: RabbitBroker,
+    store: DeliveryStore,
+    deliverer: Deliverer,
+    wake_lanes: Callable[[], None],
+) -> None:
+    route = topology.DELIVERY_INTAKE
+
+    async def intake(batches: Sequence[RecipientBatch]) -> list[None]:
+        given, new = await store.intake([(b, b.domain) for b in batches])
+        if new:
+            wake_lanes()
+        if given > new:
+            DELIVERY_DUPLICATES.inc(given - new)
+        return [None] * len(batches)
+
+    recorder: Batcher[RecipientBatch, None] = Batcher(intake, max_size=64)
 
     @broker.subscriber(
         route.queue,
         route.exchange,
-        channel=Channel(prefetch_count=concurrency),
-        title="delivery.outbound",
-        description="One recipient's mail to deliver (first attempts and retries).",
+        channel=Channel(prefetch_count=64),
+        title="delivery.intake",
+        description="Recipients to deliver (ids only): queued in delivery's own table.",
     )
-    async def on_outbound(message: OutboundMessage) -> None:
-        await deliverer.handle(message)
+    async def on_recipients(batch: RecipientBatch) -> None:
+        await recorder.submit(batch)
 
     @broker.subscriber(
         topology.dead_queue(route.queue),
         topology.DEAD,
         channel=Channel(prefetch_count=8),
-        title="delivery.outbound.dead",
-        description="Mail whose handling failed past the delivery limit: ended as failed.",
+        title="delivery.intake.dead",
+        description="Recipients whose intake failed past the delivery limit: ended as failed.",
     )
-    async def on_dead(message: OutboundMessage) -> None:
-        await deliverer.abandon(message)
+    async def on_dead(batch: RecipientBatch) -> None:
+        await deliverer.abandon(queued(batch))

@@ -1,17 +1,17 @@
-"""Delivering one ``OutboundMessage``, as named steps that return early.
+"""Delivering one queued recipient, as named steps that return early.
 
 ::
 
-    already terminal?  ──yes──▶ announce the recorded outcome again, done
-    claim the attempt  ──finished──▶ announce its recorded outcome again, done
-                       ──leased by another worker──▶ requeue when the lease runs out
-    route (relay or MX) ──▶ SMTP to each target until one answers
-    record the result (terminal results guard against a second delivery)
-    announce: delivered / failed event, or a retry copy + soft_bounce event
+    lane worker takes a claimed recipient
+      ──content (store, cached per request)──▶ render its copy (To, Message-ID)
+      ──route (relay or MX)──▶ SMTP to each target until one answers  (attempt timeout)
+      ──record──▶ one statement for many recipients (group commit): attempt history,
+                  terminal result + leave the queue, or the next due time; the events
+                  go to the outbox in the same statement and are published once
 
-"Announce" publishes with confirms before the bus message is acked, and event ids are
-deterministic (``env_id:attempt:event``), so a crash anywhere repeats at most an
-announcement, never an SMTP delivery that was recorded.
+Only the SMTP conversation counts against ``POSTWIRE_DELIVERY_ATTEMPT_TIMEOUT``: waiting
+for a lane is not part of an attempt. Recording waits out a database outage (the result
+is kept in memory and written when PostgreSQL is back) instead of failing the attempt.
 """
 
 from __future__ import annotations
@@ -19,27 +19,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import NoReturn
 
-from faststream.exceptions import NackMessage
-from faststream.rabbit import RabbitBroker
-
+from postwire_common.batching import Batcher
 from postwire_common.broker import topology
-from postwire_common.broker.publish import Outgoing, publish_all_or_raise
+from postwire_common.broker.publish import Outgoing
 from postwire_common.config import Settings
-from postwire_common.observability.metrics import (
-    DELIVERIES,
-    DELIVERY_DUPLICATES,
-    DELIVERY_SECONDS,
-)
-from postwire_common.schemas import DeliveryStatus, EventType, MailEvent, OutboundMessage
+from postwire_common.content import ContentMissing, ContentStore, render
+from postwire_common.infra import is_infrastructure
+from postwire_common.observability.metrics import DELIVERIES, DELIVERY_SECONDS
+from postwire_common.schemas import DeliveryStatus, EventBatch, EventType, MailEvent
 from postwire_delivery.results import DeliveryResult, Outcome, gave_up, hard, soft
 from postwire_delivery.routing import NoRoute, Router
 from postwire_delivery.smtp import ConnectFailed, SmtpPool
-from postwire_delivery.store import AlreadyFinished, Busy, DeliveryStore, Recorded, Terminal
+from postwire_delivery.store import DeliveryStore, Finished, Queued
 
 log = logging.getLogger("postwire.delivery")
+
+EVENT_OF = {
+    Outcome.DELIVERED: EventType.DELIVERED,
+    Outcome.HARD: EventType.FAILED,
+    Outcome.SOFT: EventType.SOFT_BOUNCE,
+}
 
 
 class Deliverer:
@@ -47,38 +49,34 @@ class Deliverer:
         self,
         settings: Settings,
         store: DeliveryStore,
+        contents: ContentStore,
         router: Router,
         smtp: SmtpPool,
-        broker: RabbitBroker,
+        wake_relay: Callable[[], None],
     ) -> None:
         self._settings = settings
         self._store = store
+        self._contents = contents
         self._router = router
         self._smtp = smtp
-        self._broker = broker
+        self._wake_relay = wake_relay
         self._schedule = settings.soft_bounce_schedule
-        self._retry_queues = [q.name for q in topology.delivery_retry_queues(self._schedule)]
-        # A lease outlives the attempt it covers; after a crash, redelivered copies wait
-        # it out (they cannot tell a dead worker from a slow one).
-        self._lease = settings.delivery_attempt_timeout * 1.5 + 1.0
+        self._recorder: Batcher[Finished, datetime] = Batcher(self._record, max_size=256)
 
-    async def handle(self, message: OutboundMessage) -> None:
-        claim = await self._store.claim(message.env_id, message.attempt, self._lease)
-        if isinstance(claim, Terminal | AlreadyFinished):
-            DELIVERY_DUPLICATES.inc()
-            await self._announce(message, claim.recorded)
-            return
-        if isinstance(claim, Busy):
-            await self._wait_for_lease(message, claim)
-        result = await self._attempt(message)
-        if result.outcome is Outcome.SOFT and message.attempt > len(self._schedule):
-            result = gave_up(result, message.attempt)
-        recorded = await self._store.finish(message.env_id, message.attempt, result)
+    async def handle(self, item: Queued) -> None:
+        """One attempt for ``item``, recorded before this returns."""
+        result = await self._attempt(item)
+        retry_in: float | None = None
+        if result.outcome is Outcome.SOFT:
+            if item.attempt > len(self._schedule):
+                result = gave_up(result, item.attempt)
+            else:
+                retry_in = self._schedule[item.attempt - 1]
         log.info(
             "delivery attempt finished",
             extra={
-                "env_id": message.env_id,
-                "attempt": message.attempt,
+                "env_id": item.env_id,
+                "attempt": item.attempt,
                 "outcome": result.outcome.value,
                 "status": result.status,
                 "code": result.code,
@@ -86,104 +84,105 @@ class Deliverer:
                 "reply": result.message[:200],
             },
         )
-        await self._announce(message, recorded)
+        await self._record_until_done(Finished(item, result, retry_in))
 
-    async def abandon(self, message: OutboundMessage) -> None:
-        """The message was dead-lettered after failing to be handled many times: end it
-        as failed (status 4), so it still reaches a terminal state and is announced."""
+    async def abandon(self, items: Sequence[Queued]) -> None:
+        """These recipients' bus message failed to be handled many times: end those that
+        are neither queued nor finished as failed (status 4), so they still reach a
+        terminal state and are announced."""
         result = hard(
             DeliveryStatus.FAILED,
             "postwire could not process this message (it failed repeatedly; see the "
             "delivery logs for its env_id)",
         )
-        recorded = await self._store.abandon(message.env_id, message.attempt, result)
-        log.error("message abandoned after repeated failures", extra={"env_id": message.env_id})
-        await self._announce(message, recorded)
+        for item in items:
+            if await self._store.result(item.env_id) or await self._store.queued(item.env_id):
+                continue
+            log.error("message abandoned after repeated failures", extra={"env_id": item.env_id})
+            await self._record_until_done(Finished(item, result, None))
 
-    @staticmethod
-    async def _wait_for_lease(message: OutboundMessage, busy: Busy) -> NoReturn:
-        """Another worker holds this attempt (or held it and died): requeue once the lease
-        has run out, so the next look either finds the result or takes the attempt."""
-        remaining = (busy.lease_until - datetime.now(UTC)).total_seconds()
-        log.info(
-            "attempt is leased by another worker; waiting",
-            extra={"env_id": message.env_id, "attempt": message.attempt, "wait_s": remaining},
-        )
-        await asyncio.sleep(min(max(remaining, 0.0) + 0.1, 60.0))
-        raise NackMessage(requeue=True)
+    # the attempt ------------------------------------------------------------------------
 
-    async def _attempt(self, message: OutboundMessage) -> DeliveryResult:
+    async def _attempt(self, item: Queued) -> DeliveryResult:
+        try:
+            content = await self._contents.get(item.content_id)
+        except ContentMissing:
+            return hard(DeliveryStatus.FAILED, "the message content is gone (purged)")
+        raw = render(content, item.rcpt, item.msg_id, item.env_id)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._settings.delivery_attempt_timeout):
-                result = await self._route_and_send(message)
+                result = await self._route_and_send(item, raw)
         except TimeoutError:
             result = soft(f"attempt timed out after {self._settings.delivery_attempt_timeout:g}s")
         DELIVERY_SECONDS.observe(time.perf_counter() - started)
         DELIVERIES.labels(result.outcome.value).inc()
         return result
 
-    async def _route_and_send(self, message: OutboundMessage) -> DeliveryResult:
+    async def _route_and_send(self, item: Queued, raw: bytes) -> DeliveryResult:
         try:
-            targets = await self._router.targets(message.rcpt)
+            targets = await self._router.targets(item.rcpt)
         except NoRoute as no_route:
             return no_route.result
-        raw = message.raw.encode("ascii")
         failures: list[str] = []
         for target in targets:
             try:
-                return await self._smtp.send(target, self._mail_from(message), message.rcpt, raw)
+                return await self._smtp.send(target, self._mail_from(item), item.rcpt, raw)
             except ConnectFailed as exc:
                 failures.append(str(exc))
         return soft("could not connect: " + "; ".join(failures[:3]))
 
-    def _mail_from(self, message: OutboundMessage) -> str:
+    def _mail_from(self, item: Queued) -> str:
         if self._settings.bounce_domain:
-            return f"bounce+{message.env_id}@{self._settings.bounce_domain}"  # VERP
-        return message.sender
+            return f"bounce+{item.env_id}@{self._settings.bounce_domain}"  # VERP
+        return item.sender
 
-    async def _announce(self, message: OutboundMessage, recorded: Recorded) -> None:
-        """Publish what follows from a recorded attempt (idempotent)."""
-        result = recorded.result
-        items: list[Outgoing] = []
-        if result.outcome is Outcome.DELIVERED:
-            event = EventType.DELIVERED
-        elif result.outcome is Outcome.HARD:
-            event = EventType.FAILED
-        else:
-            event = EventType.SOFT_BOUNCE
-            retry = message.model_copy(update={"attempt": recorded.attempt + 1})
-            queue = self._retry_queues[recorded.attempt - 1]
-            # The retry copy first: once the soft_bounce is out, the retry must exist.
-            await publish_all_or_raise(self._broker, [Outgoing("", queue, retry, message.env_id)])
-        items.append(
-            Outgoing(
-                topology.RAW_EVENTS.name,
-                event.value,
-                self._event(message, recorded, event, recorded.finished_at),
-            )
+    # recording --------------------------------------------------------------------------
+
+    async def _record_until_done(self, finished: Finished) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._recorder.submit(finished)
+                return
+            except Exception as exc:
+                if not is_infrastructure(exc):
+                    raise
+                failures += 1
+                wait = min(30.0, 0.2 * 2 ** min(failures, 8))
+                log.warning(
+                    "cannot record a delivery result yet; keeping it and retrying",
+                    extra={"env_id": finished.item.env_id, "retry_in_s": wait, "error": repr(exc)},
+                )
+                await asyncio.sleep(wait)
+
+    async def _record(self, done: Sequence[Finished]) -> list[datetime]:
+        now = datetime.now(UTC)
+        events = [self._event(f, now) for f in done]
+        at = await self._store.finish(
+            done, [Outgoing(topology.EVENTS.name, "delivery.result", EventBatch(events=events))]
         )
-        await publish_all_or_raise(self._broker, items)
+        self._wake_relay()
+        return [at] * len(done)
 
     @staticmethod
-    def _event(
-        message: OutboundMessage, recorded: Recorded, event: EventType, when: datetime
-    ) -> MailEvent:
-        result = recorded.result
+    def _event(finished: Finished, when: datetime) -> MailEvent:
+        item, result = finished.item, finished.result
+        event = EVENT_OF[result.outcome]
         return MailEvent(
-            event_id=f"{message.env_id}:{recorded.attempt}:{event.value}",
+            event_id=f"{item.env_id}:{item.attempt}:{event.value}",
             event=event,
-            env_id=message.env_id,
-            msg_id=message.msg_id,
-            tenant_id=message.tenant_id,
-            account=message.sender,
-            sender=message.sender,
-            rcpt=message.rcpt,
-            label=message.label,
+            env_id=item.env_id,
+            msg_id=item.msg_id,
+            tenant_id=item.tenant_id,
+            account=item.sender,
+            sender=item.sender,
+            rcpt=item.rcpt,
+            label=item.label,
             status=result.status,
             err_code=result.code,
             err_msg=result.summary,
-            attempt=recorded.attempt,
-            recv_time=message.recv_time,
+            attempt=item.attempt,
+            recv_time=item.recv_time,
             time=when,
         )

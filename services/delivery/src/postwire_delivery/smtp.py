@@ -27,6 +27,7 @@ from postwire_delivery.routing import Target
 log = logging.getLogger("postwire.delivery.smtp")
 
 Key = tuple[str, int]
+TLS_RETRY_SECONDS = 3600.0
 
 
 class _Connection:
@@ -56,34 +57,50 @@ class SmtpPool:
         self._idle_seconds = idle_seconds
         self._idle: dict[Key, deque[_Connection]] = defaultdict(deque)
         self._slots: dict[Key, asyncio.Semaphore] = {}
-        self._no_tls: set[Key] = set()
+        self._users: dict[Key, int] = defaultdict(int)  # sends using or waiting for a slot
+        self._no_tls: dict[Key, float] = {}  # plain text until this monotonic time
 
     async def send(self, target: Target, mail_from: str, rcpt: str, raw: bytes) -> DeliveryResult:
         """One transaction; raise :class:`ConnectFailed` if no session could be opened."""
         key = (target.ip, target.port)
         slot = self._slots.setdefault(key, asyncio.Semaphore(self._per_host))
-        async with slot:
-            conn, reused = self._take_idle(key), True
-            if conn is None:
-                conn, reused = await self._connect(target), False
+        self._users[key] += 1
+        try:
+            async with slot:
+                return await self._send_on_slot(key, target, mail_from, rcpt, raw)
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                # Nothing uses this destination now: keep its dictionaries small.
+                del self._users[key]
+                self._slots.pop(key, None)
+                if not self._idle.get(key):
+                    self._idle.pop(key, None)
+
+    async def _send_on_slot(
+        self, key: Key, target: Target, mail_from: str, rcpt: str, raw: bytes
+    ) -> DeliveryResult:
+        conn, reused = self._take_idle(key), True
+        if conn is None:
+            conn, reused = await self._connect(target), False
+        try:
+            result = await self._transaction(conn, target, mail_from, rcpt, raw)
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            self._discard(conn)
+            if not reused:
+                return soft(f"connection lost: {exc}", host=target.host)
+            conn = await self._connect(target)  # the server closed an idle session
             try:
                 result = await self._transaction(conn, target, mail_from, rcpt, raw)
-            except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as again:
                 self._discard(conn)
-                if not reused:
-                    return soft(f"connection lost: {exc}", host=target.host)
-                conn = await self._connect(target)  # the server closed an idle session
-                try:
-                    result = await self._transaction(conn, target, mail_from, rcpt, raw)
-                except (aiosmtplib.SMTPException, OSError, TimeoutError) as again:
-                    self._discard(conn)
-                    return soft(f"connection lost: {again}", host=target.host)
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                self._discard(conn)
-                return soft(f"{type(exc).__name__}: {exc}", host=target.host)
-            conn.last_used = time.monotonic()
-            self._idle[key].append(conn)
-            return result
+                return soft(f"connection lost: {again}", host=target.host)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self._discard(conn)
+            return soft(f"{type(exc).__name__}: {exc}", host=target.host)
+        conn.last_used = time.monotonic()
+        self._idle[key].append(conn)
+        return result
 
     async def _transaction(
         self, conn: _Connection, target: Target, mail_from: str, rcpt: str, raw: bytes
@@ -104,7 +121,7 @@ class SmtpPool:
 
     async def _connect(self, target: Target) -> _Connection:
         key = (target.ip, target.port)
-        use_tls = key not in self._no_tls
+        use_tls = self._no_tls.get(key, 0.0) <= time.monotonic()
         try:
             client = await self._open(target, start_tls=None if use_tls else False)
         except ssl.SSLError as exc:
@@ -112,7 +129,8 @@ class SmtpPool:
                 "STARTTLS failed; retrying in plain text",
                 extra={"host": target.host, "error": str(exc)},
             )
-            self._no_tls.add(key)
+            # Plain text for a while, then TLS is tried again (the server may be fixed).
+            self._no_tls[key] = time.monotonic() + TLS_RETRY_SECONDS
             client = await self._open(target, start_tls=False)
         SMTP_CONNECTIONS.inc()
         return _Connection(client)
@@ -156,12 +174,17 @@ class SmtpPool:
     async def reap_idle(self) -> None:
         """Close sessions idle longer than ``idle_seconds``; run periodically."""
         now = time.monotonic()
-        for idle in self._idle.values():
+        for key, idle in list(self._idle.items()):
             while idle and now - idle[0].last_used >= self._idle_seconds:
                 conn = idle.popleft()
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                     await asyncio.wait_for(conn.client.quit(), 5)
                 self._discard(conn)
+            if not idle and key not in self._users:
+                self._idle.pop(key, None)
+        for key, until in list(self._no_tls.items()):
+            if until <= now:
+                del self._no_tls[key]
 
     async def close(self) -> None:
         for idle in self._idle.values():

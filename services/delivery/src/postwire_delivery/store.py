@@ -1,140 +1,196 @@
-"""delivery's SQL, and nowhere else. Tables live in the ``delivery`` schema."""
+"""delivery's SQL, and nowhere else. Tables live in the ``delivery`` schema.
+
+``queue`` holds every recipient that still needs an attempt; ``results`` the terminal
+outcome of every recipient that has one; ``attempts`` the history; ``outbox`` the events
+to publish. Recording an attempt moves a row between them in one statement, with its
+events, so a crash leaves either all of it or none.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-from postwire_common.schemas import DeliveryStatus
+from postwire_common.broker.outbox import outbox_columns
+from postwire_common.broker.publish import Outgoing
+from postwire_common.schemas import RecipientBatch
 from postwire_delivery.results import DeliveryResult, Outcome
 
+OUTBOX_TABLE = "delivery.outbox"
+
 
 @dataclass(frozen=True, slots=True)
-class Recorded:
-    """A finished attempt (or a message's terminal result) as stored."""
+class Queued:
+    """A recipient claimed for its next attempt."""
 
+    env_id: str
+    request_id: str
+    content_id: str
+    tenant_id: str
+    sender: str
+    rcpt: str
+    msg_id: str
+    label: str | None
+    recv_time: datetime
+    lane: str
     attempt: int
+
+    @property
+    def key(self) -> str:
+        return self.env_id
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An attempt's result, and when the recipient is due again after a soft one."""
+
+    item: Queued
     result: DeliveryResult
-    finished_at: datetime
+    retry_in: float | None  # seconds; None when the result is terminal
 
 
-class Claim:
-    """What claiming an attempt found."""
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed(Claim):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Terminal(Claim):
-    """The message already has its terminal result (so no attempt was claimed)."""
-
-    recorded: Recorded
-
-
-@dataclass(frozen=True, slots=True)
-class AlreadyFinished(Claim):
-    recorded: Recorded
-
-
-@dataclass(frozen=True, slots=True)
-class Busy(Claim):
-    lease_until: datetime
-
-
-# One round trip for the usual case: no terminal result yet, attempt not taken.
-_CLAIM = """
-WITH done AS (
-    SELECT attempt, outcome, status, code, message, host, finished_at
-    FROM delivery.results WHERE env_id = $1
-), claimed AS (
-    INSERT INTO delivery.attempts (env_id, attempt, lease_until)
-    SELECT $1, $2, now() + make_interval(secs => $3) WHERE NOT EXISTS (SELECT 1 FROM done)
-    ON CONFLICT (env_id, attempt) DO UPDATE
-    SET lease_until = EXCLUDED.lease_until, started_at = now()
-    WHERE delivery.attempts.finished_at IS NULL AND delivery.attempts.lease_until < now()
-    RETURNING true AS claimed
+# New recipients, unless they already have a terminal result (a bus message redelivered
+# after its recipients were finished) or are queued already.
+_INTAKE = """
+WITH new AS (
+INSERT INTO delivery.queue (env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id,
+    label, recv_time, lane)
+SELECT u.env_id, u.request_id, u.content_id, u.tenant_id, u.sender, u.rcpt, u.msg_id,
+    u.label, u.recv_time, u.lane
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::text[], $8::text[], $9::timestamptz[], $10::text[])
+    AS u(env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id, label, recv_time,
+        lane)
+WHERE NOT EXISTS (SELECT 1 FROM delivery.results r WHERE r.env_id = u.env_id)
+ON CONFLICT (env_id) DO NOTHING
+RETURNING 1
 )
-SELECT (SELECT claimed FROM claimed) AS claimed, done.*
-FROM (VALUES (1)) AS one LEFT JOIN done ON true
+SELECT count(*) FROM new
 """
 
-# The attempt's result and, when terminal, the message's, in one statement.
+_CLAIM = """
+UPDATE delivery.queue q
+SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+FROM (
+    SELECT env_id FROM delivery.queue
+    WHERE due_at <= now() AND (lease_until IS NULL OR lease_until < now())
+        AND lane <> ALL($3::text[])
+    ORDER BY due_at
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+) c
+WHERE q.env_id = c.env_id
+RETURNING q.env_id, q.request_id, q.content_id, q.tenant_id, q.sender, q.rcpt, q.msg_id,
+    q.label, q.recv_time, q.lane, q.attempt
+"""
+
+# One statement for a batch of finished attempts: history, terminal results (and the row
+# leaves the queue), soft results (the row waits for its next attempt), their events.
+# Only rows still at the attempt that was made are touched, so a stale duplicate changes
+# nothing.
 _FINISH = """
-WITH finished AS (
-    UPDATE delivery.attempts SET finished_at = now(), outcome = $3, status = $4, code = $5,
-        message = $6, host = $7
-    WHERE env_id = $1 AND attempt = $2
-    RETURNING finished_at
+WITH r AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::int[], $6::text[],
+        $7::text[], $8::float8[])
+        AS r(env_id, attempt, outcome, status, code, message, host, retry_in)
+), history AS (
+    INSERT INTO delivery.attempts (env_id, attempt, outcome, status, code, message, host)
+    SELECT env_id, attempt, outcome, status, code, message, host FROM r
+    ON CONFLICT (env_id, attempt) DO NOTHING
 ), terminal AS (
     INSERT INTO delivery.results (env_id, attempt, outcome, status, code, message, host,
         finished_at)
-    SELECT $1, $2, $3, $4, $5, $6, $7, finished_at FROM finished WHERE $3 <> 'soft'
+    SELECT env_id, attempt, outcome, status, code, message, host, now() FROM r
+    WHERE outcome <> 'soft'
     ON CONFLICT (env_id) DO NOTHING
+), gone AS (
+    DELETE FROM delivery.queue q USING r
+    WHERE q.env_id = r.env_id AND q.attempt = r.attempt AND r.outcome <> 'soft'
+), again AS (
+    UPDATE delivery.queue q
+    SET attempt = r.attempt + 1, due_at = now() + make_interval(secs => r.retry_in),
+        lease_owner = NULL, lease_until = NULL
+    FROM r
+    WHERE q.env_id = r.env_id AND q.attempt = r.attempt AND r.outcome = 'soft'
+), outbox AS (
+    INSERT INTO delivery.outbox (exchange, routing_key, message_id, body)
+    SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::bytea[])
 )
-SELECT finished_at FROM finished
+SELECT now()
 """
-
-
-def _values(result: DeliveryResult) -> tuple[object, ...]:
-    """A result as the columns outcome, status, code, message, host."""
-    return (result.outcome.value, result.status, result.code, result.message, result.host)
-
-
-def _recorded(row: asyncpg.Record) -> Recorded:
-    status = DeliveryStatus(row["status"]) if row["status"] is not None else None
-    result = DeliveryResult(
-        Outcome(row["outcome"]), status, row["code"], row["message"], row["host"]
-    )
-    return Recorded(row["attempt"], result, row["finished_at"])
 
 
 class DeliveryStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def claim(self, env_id: str, attempt: int, lease_seconds: float) -> Claim:
-        """Take attempt ``attempt`` of ``env_id``, unless the message is finished, the
-        attempt is finished, or another worker's lease on it is still running."""
-        row = await self.pool.fetchrow(_CLAIM, env_id, attempt, lease_seconds)
-        if row["outcome"] is not None:
-            return Terminal(_recorded(row))
-        if row["claimed"]:
-            return Claimed()
-        existing = await self.pool.fetchrow(
-            "SELECT * FROM delivery.attempts WHERE env_id = $1 AND attempt = $2", env_id, attempt
-        )
-        assert existing is not None
-        if existing["finished_at"] is not None:
-            return AlreadyFinished(_recorded(existing))
-        return Busy(existing["lease_until"])
+    async def intake(self, batches: Sequence[tuple[RecipientBatch, str]]) -> tuple[int, int]:
+        """Queue the recipients of ``(batch, lane)`` pairs for their first attempt;
+        (recipients given, recipients new)."""
+        rows = [
+            (r.env_id, b.request_id, b.content_id, b.tenant_id, b.sender, r.rcpt, r.msg_id,
+             b.label, b.recv_time, lane)
+            for b, lane in batches
+            for r in b.recipients
+        ]  # fmt: skip
+        new = await self.pool.fetchval(_INTAKE, *(list(c) for c in zip(*rows, strict=True)))
+        return len(rows), int(new)
 
-    async def abandon(self, env_id: str, attempt: int, result: DeliveryResult) -> Recorded:
-        """Make ``result`` the message's terminal result unless it has one already; return
-        whichever is terminal now."""
+    async def claim(
+        self, owner: str, limit: int, exclude: Sequence[str], lease: float
+    ) -> list[Queued]:
+        rows = await self.pool.fetch(_CLAIM, owner, lease, list(exclude), limit)
+        return [Queued(**dict(r)) for r in rows]
+
+    async def renew(self, owner: str, keys: Sequence[str], lease: float) -> None:
+        await self.pool.execute(
+            "UPDATE delivery.queue SET lease_until = now() + make_interval(secs => $3) "
+            "WHERE lease_owner = $1 AND env_id = ANY($2::text[])",
+            owner,
+            list(keys),
+            lease,
+        )
+
+    async def release(self, owner: str, keys: Sequence[str]) -> None:
+        await self.pool.execute(
+            "UPDATE delivery.queue SET lease_owner = NULL, lease_until = NULL "
+            "WHERE lease_owner = $1 AND env_id = ANY($2::text[])",
+            owner,
+            list(keys),
+        )
+
+    async def finish(self, done: Sequence[Finished], events: Sequence[Outgoing]) -> datetime:
+        """Record attempts and queue their events, in one statement; the time recorded."""
+        columns: list[list[object]] = [[] for _ in range(8)]
+        for f in done:
+            values = (
+                f.item.env_id, f.item.attempt, f.result.outcome.value, f.result.status,
+                f.result.code, f.result.message, f.result.host,
+                f.retry_in if f.result.outcome is Outcome.SOFT else None,
+            )  # fmt: skip
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        finished_at: datetime = await self.pool.fetchval(_FINISH, *columns, *outbox_columns(events))
+        return finished_at
+
+    async def queued(self, env_id: str) -> Queued | None:
         row = await self.pool.fetchrow(
-            "WITH given AS (INSERT INTO delivery.results (env_id, attempt, outcome, status, "
-            "code, message, host, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now()) "
-            "ON CONFLICT (env_id) DO NOTHING RETURNING *) "
-            "SELECT * FROM given UNION ALL "
-            "SELECT * FROM delivery.results WHERE env_id = $1 AND NOT EXISTS (SELECT 1 FROM given)",
+            "SELECT env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id, label, "
+            "recv_time, lane, attempt FROM delivery.queue WHERE env_id = $1",
             env_id,
-            attempt,
-            *_values(result),
         )
-        assert row is not None
-        return _recorded(row)
+        return Queued(**dict(row)) if row else None
 
-    async def finish(self, env_id: str, attempt: int, result: DeliveryResult) -> Recorded:
-        """Record the attempt's result, and the message's if it is terminal."""
-        finished_at = await self.pool.fetchval(
-            _FINISH,
+    async def result(self, env_id: str) -> DeliveryResult | None:
+        row = await self.pool.fetchrow(
+            "SELECT outcome, status, code, message, host FROM delivery.results WHERE env_id = $1",
             env_id,
-            attempt,
-            *_values(result),
         )
-        return Recorded(attempt, result, finished_at)
+        if row is None:
+            return None
+        return DeliveryResult(
+            Outcome(row["outcome"]), row["status"], row["code"], row["message"], row["host"]
+        )

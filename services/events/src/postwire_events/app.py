@@ -1,11 +1,11 @@
 """events' composition root.
 
-Process model: one asyncio loop; the ``events.raw`` subscriber takes up to 256 events at
-once and records those that arrive together in one statement (group commit); the HTTP
-routes read the status view and event log. Consumes ``MailEvent`` from
-``postwire.raw-events``; publishes recorded ``MailEvent`` to ``postwire.events`` (routing
-key = event type). Scale by adding replicas: recording is idempotent per event_id and the
-status update is conditional, so order between replicas does not matter.
+Process model: one asyncio loop; the ``events.log`` subscriber takes up to 64 event
+batches at once and records those that arrive together in one statement (group commit);
+the HTTP routes read the status view and event log. Consumes ``EventBatch`` from
+``postwire.events`` (the notifier consumes the same events in parallel from its own
+queue); publishes nothing yet. Scale by adding replicas: recording is idempotent per
+event_id and the status update is conditional, so order between replicas does not matter.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class EventsService(Service):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.store = EventsStore(self.pool)
-        handlers.register(self.broker, self.store, concurrency=256)
+        handlers.register(self.broker, self.store, concurrency=64)
         self._routers = [api.router(self.store)]
 
     @property

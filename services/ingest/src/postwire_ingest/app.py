@@ -2,8 +2,9 @@
 
 Process model: one asyncio loop runs the HTTP API (uvicorn, built by
 ``postwire_common.http.app``) and the outbox relay task. ingest consumes nothing from the
-bus yet; it publishes ``OutboundMessage`` to ``postwire.outbound`` and ``request``
-events to ``postwire.raw-events``, only through its outbox. Scale by adding replicas:
+bus yet; it stores each request's content once (``postwire_common.content``) and
+publishes ``RecipientBatch`` (ids) to ``postwire.outbound`` and ``EventBatch`` of request
+events to ``postwire.events``, only through its outbox. Scale by adding replicas:
 relays share the outbox with ``SKIP LOCKED``.
 """
 
@@ -15,6 +16,7 @@ from fastapi import APIRouter
 
 from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
+from postwire_common.content import ContentStore
 from postwire_common.service import Service
 from postwire_ingest.api import IngestContext, routers
 from postwire_ingest.sending import Sender
@@ -28,7 +30,9 @@ class IngestService(Service):
         super().__init__(settings)
         self.store = IngestStore(self.pool)
         self.relay = OutboxRelay(self.pool, self.broker, OUTBOX_TABLE, batch=settings.outbox_batch)
-        context = IngestContext(settings, self.store, Sender(self.store, self.relay.wake))
+        context = IngestContext(
+            settings, self.store, Sender(self.store, ContentStore(self.pool), self.relay.wake)
+        )
         self._routers = routers(context)
 
     @property

@@ -1,9 +1,10 @@
-"""Turning a send request into RFC 5322 messages, one per recipient.
+"""Turning a send request into the content every recipient's copy shares.
 
-The body (text, HTML, attachments) is encoded once per request; each recipient only
-adds a small header block (To, Message-ID), so per-recipient work is O(1) in the size
-of the mail. Output is 7-bit (quoted-printable or base64 bodies, RFC 2047 headers) with
-CRLF line ends, so any SMTP server accepts it byte for byte.
+The body (text, HTML, attachments) and the common headers are encoded once per request
+(a :class:`StoredContent`); delivery adds each recipient's small header block (To,
+Message-ID) at send time, so per-recipient work is O(1) in the size of the mail. Output
+is 7-bit (quoted-printable or base64 bodies, RFC 2047 headers) with CRLF line ends, so
+any SMTP server accepts it byte for byte.
 
 Every value that becomes a header is checked for CR/LF and control characters first:
 the ``email`` package does not refuse them on every path.
@@ -22,6 +23,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from postwire_common.addresses import Mailbox, check_header_value
+from postwire_common.content import StoredContent
 from postwire_common.errors import EmptyValue, InvalidValue, SizeExceeded
 from postwire_ingest.limits import (
     FORBIDDEN_EXTENSIONS,
@@ -57,24 +59,6 @@ class Content:
     html: str | None = None
     attachments: tuple[Attachment, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PreparedMail:
-    """A mail whose body and common headers are encoded; ``render`` adds a recipient."""
-
-    head: str
-    body: str
-
-    def render(self, rcpt: str, msg_id: str, env_id: str) -> str:
-        return (
-            f"{self.head}To: {rcpt}\r\nMessage-ID: {msg_id}\r\n"
-            f"X-Postwire-Env-Id: {env_id}\r\n{self.body}"
-        )
-
-    @property
-    def size(self) -> int:
-        return len(self.head) + len(self.body) + 200
 
 
 def _plain(text: str) -> bool:
@@ -159,7 +143,7 @@ def check_content(content: Content) -> None:
     check_custom_headers(content.headers)
 
 
-def prepare(sender: Mailbox, content: Content, now: datetime) -> PreparedMail:
+def prepare(sender: Mailbox, content: Content, now: datetime) -> StoredContent:
     """Encode everything that is the same for every recipient."""
     check_header_value("the display name of from", sender.name)
     check_content(content)
@@ -175,7 +159,8 @@ def prepare(sender: Mailbox, content: Content, now: datetime) -> PreparedMail:
         entity.add_attachment(
             attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
         )
-    body = entity.as_bytes(policy=SMTP_7BIT).decode("ascii")
+    body = entity.as_bytes(policy=SMTP_7BIT)
+    del entity  # the encoded body is all that is kept
 
     head = [
         from_header(sender),
@@ -183,7 +168,7 @@ def prepare(sender: Mailbox, content: Content, now: datetime) -> PreparedMail:
         f"Date: {format_datetime(now)}\r\n",
     ]
     head.extend(unstructured_header(name, value) for name, value in content.headers.items())
-    prepared = PreparedMail("".join(head), body)
-    if prepared.size > MAX_MESSAGE_BYTES:
+    prepared = StoredContent("".join(head).encode("ascii"), body)
+    if prepared.size + 200 > MAX_MESSAGE_BYTES:
         raise SizeExceeded("Message exceeds fixed size limit (10 MB)")
     return prepared

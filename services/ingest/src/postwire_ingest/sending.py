@@ -2,9 +2,11 @@
 
 ::
 
-    SendRequest ──check──▶ sender, recipients, content ──prepare──▶ PreparedMail
-        ──per recipient──▶ OutboundMessage + request MailEvent + messages row
-        ──one transaction──▶ ingest.messages, ingest.outbox (+ idempotency key)
+    SendRequest ──check──▶ sender, recipients, content ──prepare──▶ StoredContent
+        ──content store──▶ the content, once (orphaned if the request then fails)
+        ──per recipient──▶ messages row + request MailEvent (ids, no content)
+        ──per domain──▶ RecipientBatch; one EventBatch of the request events
+        ──one statement──▶ ingest.messages, ingest.outbox (+ idempotency key)
         ──commit──▶ 202; the outbox relay publishes after
 
 Accepted means committed: the answer is given only after the transaction commits, and
@@ -13,22 +15,24 @@ the relay publishes whatever is committed, even if the broker was down at that m
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from postwire_common.addresses import Mailbox, check_header_value, normalize_address, parse_mailbox
 from postwire_common.broker import topology
 from postwire_common.broker.publish import Outgoing
+from postwire_common.content import ContentStore
 from postwire_common.errors import EmptyValue, InvalidValue, SizeExceeded
 from postwire_common.identity import Principal
 from postwire_common.ids import new_id
 from postwire_common.observability.metrics import ACCEPTED
-from postwire_common.schemas import EventType, MailEvent, OutboundMessage
+from postwire_common.schemas import EventBatch, EventType, MailEvent, Recipient, RecipientBatch
 from postwire_common.ttl_cache import TtlCache
-from postwire_ingest.compose import Content, PreparedMail, prepare
+from postwire_ingest.compose import Content, prepare
 from postwire_ingest.limits import MAX_LABEL_CHARS, MAX_RECIPIENTS
 from postwire_ingest.store import IngestStore, MessageRow, SenderRow
 
@@ -87,13 +91,18 @@ def check_label(label: str | None) -> str | None:
 
 
 SENDER_CACHE_SECONDS = 5.0
+BATCH_RECIPIENTS = 200  # recipients (or events) per bus message
+INLINE_COMPOSE_BYTES = 256 * 1024  # larger content is encoded in a worker thread
 
 
 class Sender:
     """Accepts send commands for an account. One per ingest process."""
 
-    def __init__(self, store: IngestStore, wake_relay: Callable[[], None]) -> None:
+    def __init__(
+        self, store: IngestStore, contents: ContentStore, wake_relay: Callable[[], None]
+    ) -> None:
         self._store = store
+        self._contents = contents
         self._wake_relay = wake_relay
         # Senders found are remembered briefly (not those missing: a sender just added
         # works at once); one deleted in another process stops working within 5 s.
@@ -126,10 +135,15 @@ class Sender:
             mailbox = Mailbox(mailbox.address, sender.alias)
 
         now = datetime.now(UTC)
-        prepared = prepare(mailbox, command.content, now)
+        if content_size(command.content) > INLINE_COMPOSE_BYTES:
+            # Encoding megabytes of attachments takes long enough to stall every request.
+            prepared = await asyncio.to_thread(prepare, mailbox, command.content, now)
+        else:
+            prepared = prepare(mailbox, command.content, now)
         request_id = new_id()
+        await self._contents.put(request_id, principal.tenant_id, prepared)
         accepted, rows, outgoing = self._per_recipient(
-            principal, mailbox, recipients, prepared, command, label, request_id, now
+            principal, mailbox, recipients, prepared.size, command, label, request_id, now
         )
         result = [a.as_dict() for a in accepted]
 
@@ -156,7 +170,7 @@ class Sender:
         principal: Principal,
         mailbox: Mailbox,
         recipients: list[str],
-        prepared: PreparedMail,
+        size: int,
         command: SendCommand,
         label: str | None,
         request_id: str,
@@ -164,46 +178,74 @@ class Sender:
     ) -> tuple[list[Accepted], list[MessageRow], list[Outgoing]]:
         accepted: list[Accepted] = []
         rows: list[MessageRow] = []
-        outgoing: list[Outgoing] = []
+        events: list[MailEvent] = []
+        by_domain: dict[str, list[Recipient]] = {}
         for rcpt in recipients:
             env_id = new_id()
             msg_id = f"<{env_id}@{mailbox.domain}>"
-            raw = prepared.render(rcpt, msg_id, env_id)
             accepted.append(Accepted(env_id, msg_id, rcpt, "queued"))
             rows.append(
                 MessageRow(
                     env_id, request_id, principal.api_user, msg_id, mailbox.address, rcpt,
-                    command.content.subject, label, "queued", len(raw), now,
+                    command.content.subject, label, "queued", size, now,
                 )
             )  # fmt: skip
-            message = OutboundMessage(
-                env_id=env_id,
-                msg_id=msg_id,
-                tenant_id=principal.tenant_id,
-                sender=mailbox.address,
-                rcpt=rcpt,
-                label=label,
-                raw=raw,
-                recv_time=now,
+            domain = rcpt.rpartition("@")[2].lower()
+            by_domain.setdefault(domain, []).append(
+                Recipient(env_id=env_id, msg_id=msg_id, rcpt=rcpt)
             )
-            event = MailEvent(
-                event_id=f"{env_id}:request",
-                event=EventType.REQUEST,
-                env_id=env_id,
-                msg_id=msg_id,
-                tenant_id=principal.tenant_id,
-                account=mailbox.address,
-                sender=mailbox.address,
-                rcpt=rcpt,
-                label=label,
-                subject=command.content.subject,
-                recv_time=now,
-                time=now,
+            events.append(
+                MailEvent(
+                    event_id=f"{env_id}:request",
+                    event=EventType.REQUEST,
+                    env_id=env_id,
+                    msg_id=msg_id,
+                    tenant_id=principal.tenant_id,
+                    account=mailbox.address,
+                    sender=mailbox.address,
+                    rcpt=rcpt,
+                    label=label,
+                    subject=command.content.subject,
+                    recv_time=now,
+                    time=now,
+                )
             )
-            outgoing.append(
-                Outgoing(topology.OUTBOUND.name, topology.OUTBOUND_KEY, message, env_id)
+        outgoing = [
+            Outgoing(
+                topology.OUTBOUND.name,
+                topology.OUTBOUND_KEY,
+                RecipientBatch(
+                    request_id=request_id,
+                    content_id=request_id,
+                    tenant_id=principal.tenant_id,
+                    sender=mailbox.address,
+                    label=label,
+                    domain=domain,
+                    recv_time=now,
+                    recipients=chunk,
+                ),
+                f"{request_id}:{domain}:{n}",
             )
-            outgoing.append(
-                Outgoing(topology.RAW_EVENTS.name, EventType.REQUEST.value, event, event.event_id)
-            )
+            for domain, found in by_domain.items()
+            for n, chunk in enumerate(chunks(found, BATCH_RECIPIENTS))
+        ]
+        outgoing.extend(
+            Outgoing(topology.EVENTS.name, "ingest.request", EventBatch(events=chunk))
+            for chunk in chunks(events, BATCH_RECIPIENTS)
+        )
         return accepted, rows, outgoing
+
+
+T = TypeVar("T")
+
+
+def chunks(items: list[T], size: int) -> list[list[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def content_size(content: Content) -> int:
+    return (
+        len(content.text or "")
+        + len(content.html or "")
+        + sum(len(a.data) for a in content.attachments)
+    )

@@ -1,4 +1,4 @@
-"""Composing RFC 5322 mail from a send request (compose.prepare + PreparedMail.render)."""
+"""Composing RFC 5322 mail from a send request (compose.prepare + content.render)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from postwire_common.addresses import Mailbox
+from postwire_common.content import render as render_copy
 from postwire_common.errors import EmptyValue, InvalidValue, SizeExceeded
 from postwire_ingest import compose
 from postwire_ingest.compose import Attachment, Content, decode_attachment, prepare
@@ -33,7 +34,7 @@ DEVINO_FORBIDDEN = SEED_FORBIDDEN.split()
 
 
 def render(content: Content, sender: Mailbox = SENDER, rcpt: str = RCPT) -> str:
-    return prepare(sender, content, NOW).render(rcpt, MSG_ID, ENV_ID)
+    return render_copy(prepare(sender, content, NOW), rcpt, MSG_ID, ENV_ID).decode("ascii")
 
 
 def parse(raw: str) -> EmailMessage:
@@ -148,8 +149,8 @@ def test_recipient_headers_parse_back() -> None:
 
 def test_one_prepared_mail_renders_for_many_recipients() -> None:
     prepared = prepare(SENDER, Content(subject="Hi", text="Hello\n"), NOW)
-    first = parse(prepared.render("ann@example.org", "<1@shop.example>", "E1"))
-    second = parse(prepared.render("bob@example.net", "<2@shop.example>", "E2"))
+    first = parse(render_copy(prepared, "ann@example.org", "<1@shop.example>", "E1").decode())
+    second = parse(render_copy(prepared, "bob@example.net", "<2@shop.example>", "E2").decode())
     assert (first["To"], first["Message-ID"]) == ("ann@example.org", "<1@shop.example>")
     assert (second["To"], second["Message-ID"]) == ("bob@example.net", "<2@shop.example>")
     assert body_text(first, "plain") == body_text(second, "plain") == "Hello\n"

@@ -1,25 +1,28 @@
 """notifier's composition root.
 
-Process model: one asyncio loop; ``notifier.events`` fans each event out into push rows
-and ``PushDue`` messages; ``notifier.pushes`` performs up to
-``POSTWIRE_NOTIFIER_CONCURRENCY`` pushes at once over one HTTP client; failed pushes wait
-in ``notifier.retry.<wait>`` queues. Consumes ``MailEvent`` (``postwire.events``) and
-``PushDue``; publishes ``PushDue``. Scale by adding replicas.
+Process model: one asyncio loop; ``notifier.events`` fans each ``EventBatch`` out into
+push rows (one per webhook and event); lanes (``postwire_common.lanes``, one per webhook,
+4 pushes at once each) claim due pushes with short leases and push them over one HTTP
+client; a failed push is due again after the next wait of the schedule. Consumes
+``EventBatch`` from ``postwire.events`` (in parallel with the events service); publishes
+nothing. Scale by adding replicas: claims use ``SKIP LOCKED``.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from fastapi import APIRouter
 
 from postwire_common.config import Settings
+from postwire_common.lanes import Lanes
 from postwire_common.service import Service
 from postwire_notifier import api, handlers
 from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.http_client import SafeClient
-from postwire_notifier.pushes import Pusher
-from postwire_notifier.store import NotifierStore
+from postwire_notifier.pushes import Pusher, webhook_lane
+from postwire_notifier.store import NotifierStore, Push
 
 
 class NotifierService(Service):
@@ -32,17 +35,31 @@ class NotifierService(Service):
             allow_private=settings.allow_private_targets, timeout=settings.webhook_timeout
         )
         self.directory = WebhookDirectory(self.store, settings.database_url)
-        self.pusher = Pusher(settings, self.store, self.directory, self.client, self.broker)
-        handlers.register(self.broker, self.pusher, concurrency=settings.notifier_concurrency)
+        self.pusher = Pusher(settings, self.store, self.directory, self.client, self._wake)
+        self.lanes: Lanes[Push] = Lanes(
+            self.store,
+            self.pusher.push,
+            webhook_lane,
+            owner=f"notifier-{uuid.uuid4().hex[:12]}",
+            window=settings.notifier_concurrency * 4,
+            lease=max(15.0, settings.webhook_timeout * 3),
+            name="notifier",
+        )
+        handlers.register(self.broker, self.pusher)
         self._routers = [api.router(settings, self.store, self.client)]
 
     @property
     def routers(self) -> Sequence[APIRouter]:
         return self._routers
 
+    def _wake(self) -> None:
+        self.lanes.wake()
+
     async def on_start(self) -> None:
         await self.directory.start()
+        self.lanes.start()
 
     async def on_stop(self) -> None:
+        await self.lanes.stop()
         await self.directory.stop()
         await self.client.close()

@@ -1,36 +1,44 @@
-"""Webhook pushes: fan an event out to matching webhooks, then push each with retries.
+"""Webhook pushes: fan events out to matching webhooks, then push each in its lane.
 
 ::
 
-    MailEvent ──matching webhooks──▶ one push row each ──▶ PushDue(push, 1)
-    PushDue(push, n) ──already done?──▶ (re-publish the follow-up) done
-                     ──POST signed body──▶ 200 within the timeout: delivered
-                                          else: PushDue(push, n+1) via notifier.retry.<wait>,
-                                                or dropped after the last wait
-                     ──record the attempt (status, latency, excerpt, will_retry)
+    EventBatch ──matching webhooks──▶ one push row per (webhook, event), due now
+                                      (an event announced twice is still one push)
+    lanes (one per webhook; postwire_common.lanes) claim due pushes with short leases
+    push ──POST signed body──▶ 200 within the timeout: delivered
+                              else: due again after the next wait of the schedule,
+                                    or dropped after the last one
+         ──record the attempt (status, latency, excerpt, will_retry), in one transaction
+           with the push's next state
 
-The follow-up is published before the attempt is recorded, so a crash in between can only
-repeat a push (receivers de-duplicate by ``token``), never lose its retry.
+A slow or failing endpoint fills only its own lane: pushes to other webhooks go on. A
+crash between the POST and the record repeats that attempt once its lease runs out
+(receivers de-duplicate by ``token``); nothing is lost.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from faststream.rabbit import RabbitBroker
-
-from postwire_common.broker import topology
-from postwire_common.broker.publish import Outgoing, publish_all_or_raise
 from postwire_common.config import Settings
+from postwire_common.lanes import LanePolicy
 from postwire_common.observability.metrics import PUSHES
-from postwire_common.schemas import MailEvent, PushDue
+from postwire_common.schemas import EventBatch
 from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.http_client import Answer, SafeClient
 from postwire_notifier.payload import push_body
 from postwire_notifier.signature import new_token, signed
-from postwire_notifier.store import NotifierStore
+from postwire_notifier.store import NotifierStore, Push
 
 log = logging.getLogger("postwire.notifier")
+
+CONNECTIONS_PER_WEBHOOK = 4
+
+
+def webhook_lane(_webhook_id: str) -> LanePolicy:
+    return LanePolicy(CONNECTIONS_PER_WEBHOOK, 0.0, CONNECTIONS_PER_WEBHOOK * 8)
 
 
 class Pusher:
@@ -40,68 +48,38 @@ class Pusher:
         store: NotifierStore,
         directory: WebhookDirectory,
         client: SafeClient,
-        broker: RabbitBroker,
+        wake_lanes: Callable[[], None],
     ) -> None:
         self._settings = settings
         self._store = store
         self._directory = directory
         self._client = client
-        self._broker = broker
-        self._retry_queues = [
-            q.name for q in topology.notifier_retry_queues(settings.webhook_retry_schedule)
-        ]
+        self._wake_lanes = wake_lanes
+        self._schedule = settings.webhook_retry_schedule
 
-    async def fan_out(self, event: MailEvent) -> None:
-        hooks = await self._directory.matching(event.tenant_id, event.event.value)
-        if not hooks:
-            return
-        body = push_body(event, self._settings.region)
-        ids = await self._store.create_pushes(
-            hooks, event.event_id, body, [new_token() for _ in hooks]
-        )
-        await publish_all_or_raise(
-            self._broker,
-            [
-                Outgoing(topology.PUSHES.name, topology.PUSH_KEY, PushDue(push_id=i, attempt=1))
-                for i in ids
-            ],
-        )
+    async def fan_out(self, batch: EventBatch) -> None:
+        rows: list[tuple[str, str, str, dict[str, Any]]] = []
+        for event in batch.events:
+            hooks = await self._directory.matching(event.tenant_id, event.event.value)
+            if hooks:
+                body = push_body(event, self._settings.region)
+                rows.extend((h.id, event.event_id, new_token(), body) for h in hooks)
+        if rows and await self._store.create_pushes(rows):
+            self._wake_lanes()
 
-    async def push(self, due: PushDue) -> None:
-        push = await self._store.push(due.push_id)
-        if push is None or push.state != "pending" or push.attempts > due.attempt:
-            return  # webhook deleted, push ended, or this attempt is long past
-        if push.attempts == due.attempt:
-            # Attempt recorded, push still pending: its retry may not have been
-            # published before a crash. Publishing it again is harmless.
-            await self._schedule(due.push_id, due.attempt)
-            return
+    async def push(self, push: Push) -> None:
+        attempt = push.attempts + 1
         answer = await self._client.request(
             "POST", push.url, json=signed(push.body, push.app_key, push.token)
         )
-        will_retry = not answer.ok and due.attempt <= len(self._retry_queues)
-        if will_retry:
-            await self._schedule(due.push_id, due.attempt)
-        await self._store.record_attempt(due.push_id, due.attempt, answer, will_retry=will_retry)
-        self._note(push.webhook_id, due, answer, will_retry)
-
-    async def abandon(self, due: PushDue) -> None:
-        """This attempt was dead-lettered after failing to be handled many times: record
-        the push as dropped, as after the last retry."""
-        answer = Answer(None, 0, error="postwire could not perform this push (internal error)")
-        await self._store.record_attempt(due.push_id, due.attempt, answer, will_retry=False)
-        log.error("push abandoned after repeated failures", extra={"push_id": due.push_id})
-
-    async def _schedule(self, push_id: int, attempt: int) -> None:
-        if attempt > len(self._retry_queues):
-            return
-        queue = self._retry_queues[attempt - 1]
-        await publish_all_or_raise(
-            self._broker, [Outgoing("", queue, PushDue(push_id=push_id, attempt=attempt + 1))]
-        )
+        retry_in = None
+        if not answer.ok and attempt <= len(self._schedule):
+            retry_in = self._schedule[attempt - 1]
+        await self._store.record_attempt(push.id, attempt, answer, retry_in=retry_in)
+        self._note(push, attempt, answer, retry_in is not None)
 
     @staticmethod
-    def _note(webhook_id: str, due: PushDue, answer: Answer, will_retry: bool) -> None:
+    def _note(push: Push, attempt: int, answer: Answer, will_retry: bool) -> None:
         outcome = "delivered" if answer.ok else ("retry" if will_retry else "dropped")
         PUSHES.labels(outcome).inc()
         level = logging.INFO if answer.ok else logging.WARNING
@@ -110,9 +88,9 @@ class Pusher:
             "webhook push %s",
             outcome,
             extra={
-                "webhook_id": webhook_id,
-                "push_id": due.push_id,
-                "attempt": due.attempt,
+                "webhook_id": push.webhook_id,
+                "push_id": push.id,
+                "attempt": attempt,
                 "http_status": answer.status,
                 "latency_ms": answer.latency_ms,
                 "error": answer.error,

@@ -23,14 +23,40 @@ class Webhook:
 
 @dataclass(frozen=True, slots=True)
 class Push:
+    """A pending push, claimed for its next attempt."""
+
     id: int
     webhook_id: str
     url: str
     app_key: str
     token: str
     body: dict[str, Any]
-    state: str
-    attempts: int
+    attempts: int  # attempts made so far
+
+    @property
+    def key(self) -> str:
+        return str(self.id)
+
+    @property
+    def lane(self) -> str:
+        return self.webhook_id
+
+
+_CLAIM = """
+UPDATE notifier.pushes p
+SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+FROM (
+    SELECT id FROM notifier.pushes
+    WHERE state = 'pending' AND due_at <= now()
+        AND (lease_until IS NULL OR lease_until < now())
+        AND webhook_id <> ALL($3::text[])
+    ORDER BY due_at
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+) c, notifier.webhooks w
+WHERE p.id = c.id AND w.id = p.webhook_id
+RETURNING p.id, p.webhook_id, w.url, w.app_key, p.token, p.body, p.attempts
+"""
 
 
 class NotifierStore:
@@ -100,41 +126,55 @@ class NotifierStore:
 
     # pushes --------------------------------------------------------------------------
 
-    async def create_pushes(
-        self,
-        hooks: Sequence[Webhook],
-        event_id: str,
-        body: dict[str, Any],
-        tokens: Sequence[str],
-    ) -> list[int]:
-        """One push per webhook for ``event_id``; existing ones are returned, not renewed."""
-        rows = await self.pool.fetch(
-            "INSERT INTO notifier.pushes (webhook_id, event_id, token, body) "
+    async def create_pushes(self, pushes: Sequence[tuple[str, str, str, dict[str, Any]]]) -> int:
+        """Pushes as (webhook_id, event_id, token, body), due now; one per (webhook, event),
+        so an event announced twice is still pushed once. Returns how many are new."""
+        if not pushes:
+            return 0
+        webhook_ids, event_ids, tokens, bodies = (list(c) for c in zip(*pushes, strict=True))
+        inserted = await self.pool.fetchval(
+            "WITH new AS (INSERT INTO notifier.pushes (webhook_id, event_id, token, body) "
+            "SELECT u.w, u.e, u.t, u.b FROM unnest($1::text[], $2::text[], $3::text[], "
+            "$4::jsonb[]) AS u(w, e, t, b) "
             # Joined with webhooks: one deleted since it was looked up gets no push.
-            "SELECT u.w, $2, u.t, $3 FROM unnest($1::text[], $4::text[]) AS u(w, t) "
             "JOIN notifier.webhooks h ON h.id = u.w "
-            "ON CONFLICT (webhook_id, event_id) DO UPDATE SET event_id = EXCLUDED.event_id "
-            "RETURNING id",
-            [h.id for h in hooks],
-            event_id,
-            body,
-            list(tokens),
+            "ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING 1) "
+            "SELECT count(*) FROM new",
+            webhook_ids,
+            event_ids,
+            tokens,
+            bodies,
         )
-        return [r["id"] for r in rows]
+        return int(inserted)
 
-    async def push(self, push_id: int) -> Push | None:
-        row = await self.pool.fetchrow(
-            "SELECT p.id, p.webhook_id, w.url, w.app_key, p.token, p.body, p.state, p.attempts "
-            "FROM notifier.pushes p JOIN notifier.webhooks w ON w.id = p.webhook_id "
-            "WHERE p.id = $1",
-            push_id,
+    async def claim(
+        self, owner: str, limit: int, exclude: Sequence[str], lease: float
+    ) -> list[Push]:
+        rows = await self.pool.fetch(_CLAIM, owner, lease, list(exclude), limit)
+        return [Push(**dict(r)) for r in rows]
+
+    async def renew(self, owner: str, keys: Sequence[str], lease: float) -> None:
+        await self.pool.execute(
+            "UPDATE notifier.pushes SET lease_until = now() + make_interval(secs => $3) "
+            "WHERE lease_owner = $1 AND id = ANY($2::bigint[])",
+            owner,
+            [int(k) for k in keys],
+            lease,
         )
-        return Push(**dict(row)) if row else None
+
+    async def release(self, owner: str, keys: Sequence[str]) -> None:
+        await self.pool.execute(
+            "UPDATE notifier.pushes SET lease_owner = NULL, lease_until = NULL "
+            "WHERE lease_owner = $1 AND id = ANY($2::bigint[])",
+            owner,
+            [int(k) for k in keys],
+        )
 
     async def record_attempt(
-        self, push_id: int, attempt: int, answer: Answer, *, will_retry: bool
+        self, push_id: int, attempt: int, answer: Answer, *, retry_in: float | None
     ) -> None:
-        state = "delivered" if answer.ok else ("pending" if will_retry else "dropped")
+        """Record attempt ``attempt``; the push ends, or is due again in ``retry_in`` s."""
+        state = "delivered" if answer.ok else ("pending" if retry_in is not None else "dropped")
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO notifier.push_attempts (push_id, attempt, http_status, latency_ms, "
@@ -146,12 +186,14 @@ class NotifierStore:
                 answer.latency_ms,
                 answer.excerpt[:1024] or None,
                 answer.error,
-                will_retry,
+                retry_in is not None,
             )
             await conn.execute(
-                "UPDATE notifier.pushes SET attempts = $2, state = $3, updated_at = now() "
-                "WHERE id = $1 AND attempts < $2",
+                "UPDATE notifier.pushes SET attempts = $2, state = $3, updated_at = now(), "
+                "due_at = now() + make_interval(secs => $4), lease_owner = NULL, "
+                "lease_until = NULL WHERE id = $1 AND attempts < $2",
                 push_id,
                 attempt,
                 state,
+                retry_in or 0.0,
             )

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from faststream.rabbit import Channel, RabbitBroker
+from aiormq.exceptions import ChannelPreconditionFailed
+from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange
 
 from postwire_common.broker import topology
 from postwire_common.broker.consume import BackoffMiddleware
@@ -41,15 +42,32 @@ def _observability() -> tuple[Any, ...]:
     return (BusMetricsMiddleware,)
 
 
-async def declare_topology(broker: RabbitBroker, settings: Settings) -> None:
+class SharedVhost(Exception):
+    """Another postwire deployment (another database) uses this RabbitMQ vhost."""
+
+
+def deployment_marker(identity: str) -> RabbitExchange:
+    """An exchange whose arguments name the deployment's database. RabbitMQ refuses to
+    redeclare an exchange with other arguments, so a second deployment pointed at the same
+    vhost fails at start instead of consuming the first one's messages."""
+    return RabbitExchange(
+        "postwire.deployment",
+        type=ExchangeType.FANOUT,
+        durable=True,
+        arguments={"x-postwire-database": identity},
+    )
+
+
+async def declare_topology(broker: RabbitBroker, *, identity: str) -> None:
     """Declare every exchange, queue and binding (idempotent; arguments never change)."""
-    for exchange in (
-        topology.OUTBOUND,
-        topology.RAW_EVENTS,
-        topology.EVENTS,
-        topology.PUSHES,
-        topology.DEAD,
-    ):
+    try:
+        await broker.declare_exchange(deployment_marker(identity))
+    except ChannelPreconditionFailed as exc:
+        raise SharedVhost(
+            "this RabbitMQ vhost belongs to another postwire deployment (another database: "
+            f"{exc}); give each deployment its own vhost in POSTWIRE_BROKER_URL"
+        ) from None
+    for exchange in topology.EXCHANGES:
         await broker.declare_exchange(exchange)
     for route in topology.ROUTES:
         queue = await broker.declare_queue(route.queue)
@@ -57,8 +75,3 @@ async def declare_topology(broker: RabbitBroker, settings: Settings) -> None:
         dead = topology.dead_queue(route.queue)
         dead_queue = await broker.declare_queue(dead)
         await dead_queue.bind(topology.DEAD.name, routing_key=route.queue.name)
-    for tier in (
-        *topology.delivery_retry_queues(settings.soft_bounce_schedule),
-        *topology.notifier_retry_queues(settings.webhook_retry_schedule),
-    ):
-        await broker.declare_queue(tier)

@@ -3,7 +3,8 @@
 A handler writes its bus messages to the outbox table in the same transaction (or
 statement) as its own rows, using :func:`outbox_columns`, commits, answers, and wakes
 the relay. The relay takes pending rows in id order
-with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work), publishes them all with
+with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work), at most ``batch`` rows and
+``max_bytes`` of bodies a round, publishes them all with
 their confirms in flight together, and deletes the rows that were confirmed, all in one
 transaction. A row whose publish failed stays and is tried again; a crash between
 publish and delete publishes a row twice, which consumers absorb (they are idempotent).
@@ -58,15 +59,18 @@ class OutboxRelay:
         table: str,
         *,
         batch: int = 500,
+        max_bytes: int = 8 * 1024 * 1024,
         idle_interval: float = 1.0,
     ) -> None:
         self._pool = pool
         self._broker = broker
         self._table = table
         self._batch = batch
+        self._max_bytes = max_bytes
         self._idle = idle_interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._more = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -95,7 +99,7 @@ class OutboxRelay:
                 await asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)))
                 continue
             failures = 0
-            if published >= self._batch:
+            if published >= self._batch or self._more:
                 continue  # more are waiting
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._idle)
@@ -103,13 +107,27 @@ class OutboxRelay:
     async def relay_once(self) -> tuple[int, int]:
         """Publish one batch; return (published, failed)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                f"SELECT id, exchange, routing_key, message_id, body FROM {self._table} "  # noqa: S608
+            # Rows are locked first with their sizes only; bodies are read up to the
+            # round's byte budget (at least one row), so memory is bounded either way.
+            sizes = await conn.fetch(
+                f"SELECT id, octet_length(body) AS size FROM {self._table} "  # noqa: S608
                 "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch,
             )
-            if not rows:
+            if not sizes:
                 return 0, 0
+            take: list[int] = []
+            total = 0
+            for row in sizes:
+                total += row["size"]
+                if take and total > self._max_bytes:
+                    break
+                take.append(row["id"])
+            rows = await conn.fetch(
+                f"SELECT id, exchange, routing_key, message_id, body FROM {self._table} "  # noqa: S608
+                "WHERE id = ANY($1::bigint[]) ORDER BY id",
+                take,
+            )
             items = [
                 Outgoing(r["exchange"], r["routing_key"], r["body"], r["message_id"]) for r in rows
             ]
@@ -121,6 +139,7 @@ class OutboxRelay:
                     f"DELETE FROM {self._table} WHERE id = ANY($1::bigint[])",  # noqa: S608
                     done,
                 )
+        self._more = len(take) < len(sizes)
         OUTBOX_PUBLISHED.inc(len(done))
         if failed:
             OUTBOX_FAILURES.inc(failed)

@@ -20,7 +20,7 @@ DELIVERY_SECONDS = Histogram(
 )
 DELIVERY_DUPLICATES = Counter(
     "postwire_delivery_duplicates_total",
-    "Bus copies of messages whose attempt was already finished (not sent again).",
+    "Recipients received again on the bus, already queued or finished (not queued again).",
 )
 SMTP_CONNECTIONS = Gauge("postwire_smtp_connections", "Open outbound SMTP connections.")
 EVENTS_RECORDED = Counter("postwire_events_recorded_total", "Events recorded.", ["event"])
@@ -34,3 +34,16 @@ HTTP_SECONDS = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+INFRASTRUCTURE_RETRIES = Counter(
+    "postwire_infrastructure_retries_total",
+    "Bus messages handled again in place because PostgreSQL or RabbitMQ failed.",
+)
+DEAD_LETTERS = Gauge(
+    "postwire_dead_letters",
+    "Messages waiting in a dead-letter queue (alert when above 0 for long).",
+    ["queue"],
+)
+REDRIVEN = Counter(
+    "postwire_dead_letters_redriven_total", "Dead-lettered messages sent back to work.", ["queue"]
+)
+LANE_ITEMS = Gauge("postwire_lane_items", "Items held in lanes (running and waiting).", ["lanes"])

@@ -3,23 +3,28 @@
 =====================  ==========================  ==================================
 class                  producer                    meaning
 =====================  ==========================  ==================================
-``OutboundMessage``    ingest (and delivery, for   one recipient's mail to deliver
-                       retries)
-``MailEvent``          ingest, delivery (raw);     a fact in a message's life
-                       events (recorded)
-``PushDue``            notifier                    a webhook push attempt is due
+``RecipientBatch``     ingest                      recipients of one request for one
+                                                   domain, to deliver (ids only)
+``EventBatch``         ingest, delivery            facts in messages' lives, published
+                                                   once, consumed by events and notifier
 =====================  ==========================  ==================================
 """
 
-from postwire_common.schemas.events import MNS_EVENT_TYPES, DeliveryStatus, EventType, MailEvent
-from postwire_common.schemas.ingest import OutboundMessage
-from postwire_common.schemas.notifier import PushDue
+from postwire_common.schemas.events import (
+    MNS_EVENT_TYPES,
+    DeliveryStatus,
+    EventBatch,
+    EventType,
+    MailEvent,
+)
+from postwire_common.schemas.ingest import Recipient, RecipientBatch
 
 __all__ = [
     "MNS_EVENT_TYPES",
     "DeliveryStatus",
+    "EventBatch",
     "EventType",
     "MailEvent",
-    "OutboundMessage",
-    "PushDue",
+    "Recipient",
+    "RecipientBatch",
 ]

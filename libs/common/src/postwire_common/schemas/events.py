@@ -45,10 +45,9 @@ class DeliveryStatus(IntEnum):
 class MailEvent(BaseModel):
     """One fact about one recipient's message.
 
-    Ingest and delivery publish it to ``postwire.raw-events``; the events service records
-    it and publishes it again to ``postwire.events``, where the notifier and account
-    queues take it. ``event_id`` is deterministic for delivery outcomes, so a redelivered
-    bus message never becomes a second event.
+    Producers publish events once, in :class:`EventBatch` messages, to ``postwire.events``;
+    the events service (log, status) and the notifier (pushes) consume them in parallel.
+    ``event_id`` is deterministic, so a repeated publish never becomes a second event.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -72,3 +71,11 @@ class MailEvent(BaseModel):
     attempt: int = Field(0, description="Delivery attempt the event belongs to (1-based).")
     recv_time: datetime = Field(description="When the message was accepted (UTC).")
     time: datetime = Field(description="When this happened (UTC).")
+
+
+class EventBatch(BaseModel):
+    """Events published together (one request's, or one delivery round's results)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    events: list[MailEvent] = Field(min_length=1, description="The events, in order.")

@@ -7,22 +7,32 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class OutboundMessage(BaseModel):
-    """One recipient's mail, ready to deliver.
-
-    ``raw`` is the complete RFC 5322 message, 7-bit clean with CRLF line ends, so delivery
-    sends it byte for byte (DKIM signing will prepend a header). Delivery republishes it
-    with ``attempt`` increased to retry after a soft bounce.
-    """
+class Recipient(BaseModel):
+    """One recipient message of a request: ids only, never content."""
 
     model_config = ConfigDict(frozen=True)
 
     env_id: str = Field(description="The recipient message's id.")
     msg_id: str = Field(description="Message-ID header value, with angle brackets.")
-    tenant_id: str = Field(description="Account (tenant) the message belongs to.")
+    rcpt: str = Field(description="The recipient address (RCPT TO and the To header).")
+
+
+class RecipientBatch(BaseModel):
+    """Recipients of one request that go to one destination domain.
+
+    The content (body, attachments, common headers) was stored once under
+    ``content_id`` in the content store; delivery renders each recipient's copy from it at
+    send time. One bus message carries up to a few hundred recipients, so a request to
+    100,000 addresses is a few hundred small messages, not 100,000 MIME copies.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str = Field(description="The request these recipients came from.")
+    content_id: str = Field(description="Key of the stored content (head and body).")
+    tenant_id: str = Field(description="Account (tenant) the messages belong to.")
     sender: str = Field(description="From address; also MAIL FROM unless VERP applies.")
-    rcpt: str = Field(description="The one recipient (RCPT TO).")
     label: str | None = Field(None, description="Label given at send time.")
-    raw: str = Field(description="The message, 7-bit, CRLF line ends.")
-    recv_time: datetime = Field(description="When ingest accepted the message (UTC).")
-    attempt: int = Field(1, ge=1, description="Delivery attempt this copy is for (1-based).")
+    domain: str = Field(description="Recipient domain shared by every recipient here.")
+    recv_time: datetime = Field(description="When ingest accepted the request (UTC).")
+    recipients: list[Recipient] = Field(min_length=1, description="The recipients.")

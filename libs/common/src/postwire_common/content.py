@@ -1,0 +1,93 @@
+"""The content store: a request's content, written once by ingest, read by delivery.
+
+A request's content is what every recipient's copy shares: the common header block
+(From, Subject, Date, MIME-Version, custom headers) and the MIME body with its
+attachments, both 7-bit with CRLF line ends. Recipients are small rows that point at it
+by ``content_id``; delivery renders each recipient's copy with :func:`render` at send
+time. So a 10 MB message to 100 recipients is stored, read and cached once, and the bus
+never carries MIME.
+
+PostgreSQL is the default store (table ``ingest.contents``; ingest owns and migrates it).
+An S3-compatible object store is the way past one machine: same two calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContent:
+    head: bytes  # common headers, each ending in CRLF
+    body: bytes  # MIME-Version, Content-* headers, blank line, body
+
+    @property
+    def size(self) -> int:
+        return len(self.head) + len(self.body)
+
+
+class ContentMissing(Exception):
+    """No content under this id (purged, or never committed)."""
+
+
+def render(content: StoredContent, rcpt: str, msg_id: str, env_id: str) -> bytes:
+    """One recipient's copy: the common head, the recipient's own headers, the body."""
+    own = f"To: {rcpt}\r\nMessage-ID: {msg_id}\r\nX-Postwire-Env-Id: {env_id}\r\n"
+    return b"".join((content.head, own.encode("ascii"), content.body))
+
+
+class ContentStore:
+    """PostgreSQL content store, with a read cache bounded in bytes."""
+
+    def __init__(self, pool: asyncpg.Pool, *, cache_bytes: int = 64 * 1024 * 1024) -> None:
+        self._pool = pool
+        self._cache: OrderedDict[str, StoredContent] = OrderedDict()
+        self._cache_bytes = cache_bytes
+        self._cached = 0
+        self._loading: dict[str, asyncio.Future[StoredContent]] = {}
+
+    async def put(self, content_id: str, account_id: str, content: StoredContent) -> None:
+        await self._pool.execute(
+            "INSERT INTO ingest.contents (id, account_id, head, body) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (id) DO NOTHING",
+            content_id,
+            account_id,
+            content.head,
+            content.body,
+        )
+
+    async def get(self, content_id: str) -> StoredContent:
+        found = self._cache.get(content_id)
+        if found is not None:
+            self._cache.move_to_end(content_id)
+            return found
+        # Recipients of one request are sent concurrently: one read serves them all.
+        loading = self._loading.get(content_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(content_id))
+            self._loading[content_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(content_id, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, content_id: str) -> StoredContent:
+        row = await self._pool.fetchrow(
+            "SELECT head, body FROM ingest.contents WHERE id = $1", content_id
+        )
+        if row is None:
+            raise ContentMissing(content_id)
+        content = StoredContent(row["head"], row["body"])
+        self._remember(content_id, content)
+        return content
+
+    def _remember(self, content_id: str, content: StoredContent) -> None:
+        if content.size > self._cache_bytes // 2:
+            return  # one huge message must not evict everything else
+        self._cache[content_id] = content
+        self._cached += content.size
+        while self._cached > self._cache_bytes:
+            _, evicted = self._cache.popitem(last=False)
+            self._cached -= evicted.size

@@ -1,0 +1,54 @@
+"""Lane policies: how many connections, how deep and how fast, per recipient domain.
+
+Every domain gets ``POSTWIRE_DELIVERY_CONNECTIONS_PER_HOST`` workers and
+``POSTWIRE_DELIVERY_LANE_RATE`` messages/s (0: unlimited); ``POSTWIRE_DELIVERY_LANE_OVERRIDES``
+changes that for named domains (and their subdomains), e.g. ``gmail.com=4/20,qq.com=2``
+(connections, then an optional rate). The SMTP pool still caps connections per MX address,
+so domains that share a mail server share its cap too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from postwire_common.config import Settings
+from postwire_common.lanes import LanePolicy
+
+DEPTH_PER_WORKER = 8  # items a lane claims ahead, per worker
+
+
+def parse_overrides(entries: list[str]) -> dict[str, tuple[int, float]]:
+    """``["gmail.com=4/20", "qq.com=2"]`` -> ``{"gmail.com": (4, 20.0), "qq.com": (2, 0.0)}``."""
+    found: dict[str, tuple[int, float]] = {}
+    for entry in entries:
+        domain, sep, value = entry.partition("=")
+        connections, _, rate = value.partition("/")
+        try:
+            parsed = (int(connections), float(rate or 0))
+        except ValueError:
+            parsed = (0, -1.0)
+        if not sep or not domain.strip() or parsed[0] < 1 or parsed[1] < 0:
+            raise ValueError(
+                f"{entry!r} is not domain=connections[/rate], e.g. gmail.com=4/20 or qq.com=2"
+            )
+        found[domain.strip().lower().rstrip(".")] = parsed
+    return found
+
+
+def lane_policy(settings: Settings) -> Callable[[str], LanePolicy]:
+    overrides = parse_overrides(settings.delivery_lane_overrides)
+    default = (settings.delivery_connections_per_host, settings.delivery_lane_rate)
+
+    def policy(domain: str) -> LanePolicy:
+        labels = domain.split(".")
+        connections, rate = next(
+            (
+                overrides[".".join(labels[i:])]
+                for i in range(len(labels))
+                if ".".join(labels[i:]) in overrides
+            ),
+            default,
+        )
+        return LanePolicy(connections, rate, connections * DEPTH_PER_WORKER)
+
+    return policy
