@@ -20,7 +20,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from postwire_common.schemas import Recipient, RecipientBatch
+from postwire_common.schemas import OutboundBatches, Recipient, RecipientBatch
 from postwire_testkit.api import Tenant, Urls, envelope
 from postwire_testkit.dns import LoopbackDns
 from postwire_testkit.infra import temp_database, temp_vhost, unique_name
@@ -211,7 +211,7 @@ async def test_a_second_bus_copy_is_not_delivered_again(
         recv_time=datetime.now(UTC),
         recipients=[Recipient(env_id=sent["env_id"], msg_id=sent["msg_id"], rcpt=rcpt)],
     )
-    await publish_raw(split_vhost, "postwire.outbound", "outbound", copy)
+    await publish_raw(split_vhost, "postwire.outbound", "outbound", OutboundBatches(batches=[copy]))
 
     await eventually(
         lambda: _greater(duplicates_skipped(split.delivery.url), before),
@@ -241,7 +241,9 @@ async def test_a_dead_lettered_message_still_reaches_a_terminal_state(
         recv_time=datetime.now(UTC),
         recipients=[Recipient(env_id=env_id, msg_id="<poison@shop.example>", rcpt=rcpt)],
     )
-    await publish_raw(split_vhost, "postwire.dead", "delivery.intake", stuck)
+    await publish_raw(
+        split_vhost, "postwire.dead", "delivery.intake", OutboundBatches(batches=[stuck])
+    )
 
     conn = await asyncpg.connect(split.database_url)
     try:

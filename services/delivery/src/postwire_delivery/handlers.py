@@ -9,7 +9,7 @@ from faststream.rabbit import Channel, RabbitBroker
 from postwire_common.batching import Batcher
 from postwire_common.broker import topology
 from postwire_common.observability.metrics import DELIVERY_DUPLICATES
-from postwire_common.schemas import RecipientBatch
+from postwire_common.schemas import OutboundBatches, RecipientBatch
 from postwire_delivery.pipeline import Deliverer
 from postwire_delivery.store import DeliveryStore, Queued
 
@@ -30,15 +30,15 @@ def register(
 ) -> None:
     route = topology.DELIVERY_INTAKE
 
-    async def intake(batches: Sequence[RecipientBatch]) -> list[None]:
-        given, new = await store.intake([(b, b.domain) for b in batches])
+    async def intake(messages: Sequence[OutboundBatches]) -> list[None]:
+        given, new = await store.intake([(b, b.domain) for m in messages for b in m.batches])
         if new:
             wake_lanes()
         if given > new:
             DELIVERY_DUPLICATES.inc(given - new)
-        return [None] * len(batches)
+        return [None] * len(messages)
 
-    recorder: Batcher[RecipientBatch, None] = Batcher(intake, max_size=64)
+    recorder: Batcher[OutboundBatches, None] = Batcher(intake, max_size=64)
 
     @broker.subscriber(
         route.queue,
@@ -47,8 +47,8 @@ def register(
         title="delivery.intake",
         description="Recipients to deliver (ids only): queued in delivery's own table.",
     )
-    async def on_recipients(batch: RecipientBatch) -> None:
-        await recorder.submit(batch)
+    async def on_recipients(message: OutboundBatches) -> None:
+        await recorder.submit(message)
 
     @broker.subscriber(
         topology.dead_queue(route.queue),
@@ -57,5 +57,5 @@ def register(
         title="delivery.intake.dead",
         description="Recipients whose intake failed past the delivery limit: ended as failed.",
     )
-    async def on_dead(batch: RecipientBatch) -> None:
-        await deliverer.abandon(queued(batch))
+    async def on_dead(message: OutboundBatches) -> None:
+        await deliverer.abandon([q for batch in message.batches for q in queued(batch)])

@@ -5,7 +5,7 @@
     SendRequest ──check──▶ sender, recipients, content ──prepare──▶ StoredContent
         ──content store──▶ the content, once (orphaned if the request then fails)
         ──per recipient──▶ messages row + request MailEvent (ids, no content)
-        ──per domain──▶ RecipientBatch; one EventBatch of the request events
+        ──per domain──▶ RecipientBatch (in OutboundBatches); EventBatch of request events
         ──one statement──▶ ingest.messages, ingest.outbox (+ idempotency key)
         ──commit──▶ 202; the outbox relay publishes after
 
@@ -30,7 +30,14 @@ from postwire_common.errors import EmptyValue, InvalidValue, SizeExceeded
 from postwire_common.identity import Principal
 from postwire_common.ids import new_id
 from postwire_common.observability.metrics import ACCEPTED
-from postwire_common.schemas import EventBatch, EventType, MailEvent, Recipient, RecipientBatch
+from postwire_common.schemas import (
+    EventBatch,
+    EventType,
+    MailEvent,
+    OutboundBatches,
+    Recipient,
+    RecipientBatch,
+)
 from postwire_common.ttl_cache import TtlCache
 from postwire_ingest.compose import Content, prepare
 from postwire_ingest.limits import MAX_LABEL_CHARS, MAX_RECIPIENTS
@@ -210,24 +217,23 @@ class Sender:
                     time=now,
                 )
             )
-        outgoing = [
-            Outgoing(
-                topology.OUTBOUND.name,
-                topology.OUTBOUND_KEY,
-                RecipientBatch(
-                    request_id=request_id,
-                    content_id=request_id,
-                    tenant_id=principal.tenant_id,
-                    sender=mailbox.address,
-                    label=label,
-                    domain=domain,
-                    recv_time=now,
-                    recipients=chunk,
-                ),
-                f"{request_id}:{domain}:{n}",
+        batches = [
+            RecipientBatch(
+                request_id=request_id,
+                content_id=request_id,
+                tenant_id=principal.tenant_id,
+                sender=mailbox.address,
+                label=label,
+                domain=domain,
+                recv_time=now,
+                recipients=chunk,
             )
             for domain, found in by_domain.items()
-            for n, chunk in enumerate(chunks(found, BATCH_RECIPIENTS))
+            for chunk in chunks(found, BATCH_RECIPIENTS)
+        ]
+        outgoing = [
+            Outgoing(topology.OUTBOUND.name, topology.OUTBOUND_KEY, OutboundBatches(batches=chunk))
+            for chunk in chunks(batches, 16)
         ]
         outgoing.extend(
             Outgoing(topology.EVENTS.name, "ingest.request", EventBatch(events=chunk))

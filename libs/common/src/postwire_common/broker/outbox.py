@@ -5,7 +5,8 @@ statement) as its own rows, using :func:`outbox_columns`, commits, answers, and 
 the relay. The relay takes pending rows in id order
 with ``FOR UPDATE SKIP LOCKED`` (so replicas share the work), at most ``batch`` rows and
 ``max_bytes`` of bodies a round, publishes them all with
-their confirms in flight together, and deletes the rows that were confirmed, all in one
+their confirms in flight together (rows carrying batches of the same kind merged into one
+message, see :func:`merge`), and deletes the rows that were confirmed, all in one
 transaction. A row whose publish failed stays and is tried again; a crash between
 publish and delete publishes a row twice, which consumers absorb (they are idempotent).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Sequence
 
 import asyncpg
@@ -30,6 +32,61 @@ from postwire_common.broker.publish import Outgoing, publish_all
 from postwire_common.observability.metrics import OUTBOX_FAILURES, OUTBOX_PUBLISHED
 
 log = logging.getLogger("postwire.outbox")
+
+
+_LIST_HEAD = re.compile(rb'\{"[a-z_]+":\[')
+MERGED_BYTES = 1024 * 1024  # largest bus message a merge makes
+
+
+def merge(items: Sequence[Outgoing]) -> list[tuple[Outgoing, list[int]]]:
+    """Bus messages for ``items``, each with the positions of the items it carries.
+
+    Items for the same exchange and routing key whose bodies are one JSON list field
+    (``{"events":[...]}``, as our batch models serialise) become one message whose list
+    is the concatenation of theirs, in order, up to ``MERGED_BYTES``: under load one bus
+    message then carries many requests' recipients or events, and the cost of the bus
+    per recipient falls with the load. Anything else is published as it is.
+    """
+    groups: dict[tuple[str, str, bytes], list[int]] = {}
+    result: list[tuple[Outgoing, list[int]]] = []
+    for n, item in enumerate(items):
+        body = item.body
+        found = _LIST_HEAD.match(body) if isinstance(body, bytes) else None
+        if found is None or not isinstance(body, bytes) or not body.endswith(b"]}"):
+            result.append((item, [n]))
+            continue
+        groups.setdefault((item.exchange, item.routing_key, found.group()), []).append(n)
+    for (exchange, routing_key, head), members in groups.items():
+        parts: list[bytes] = []
+        carried: list[int] = []
+        size = 0
+        for n in members:
+            body = items[n].body
+            assert isinstance(body, bytes)
+            inner = body[len(head) : -2]
+            if parts and size + len(inner) > MERGED_BYTES:
+                result.append(
+                    (_joined(exchange, routing_key, head, parts, items, carried), carried)
+                )
+                parts, carried, size = [], [], 0
+            parts.append(inner)
+            carried.append(n)
+            size += len(inner) + 1
+        result.append((_joined(exchange, routing_key, head, parts, items, carried), carried))
+    return result
+
+
+def _joined(
+    exchange: str,
+    routing_key: str,
+    head: bytes,
+    parts: list[bytes],
+    items: Sequence[Outgoing],
+    carried: list[int],
+) -> Outgoing:
+    if len(carried) == 1:
+        return items[carried[0]]
+    return Outgoing(exchange, routing_key, b"".join((head, b",".join(parts), b"]}")))
 
 
 def _encode(body: bytes | BaseModel) -> bytes:
@@ -131,8 +188,14 @@ class OutboxRelay:
             items = [
                 Outgoing(r["exchange"], r["routing_key"], r["body"], r["message_id"]) for r in rows
             ]
-            results = await publish_all(self._broker, items)
-            done = [row["id"] for row, error in zip(rows, results, strict=True) if error is None]
+            merged = merge(items)
+            results = await publish_all(self._broker, [message for message, _ in merged])
+            done = [
+                rows[n]["id"]
+                for (_, carried), error in zip(merged, results, strict=True)
+                if error is None
+                for n in carried
+            ]
             failed = len(rows) - len(done)
             if done:
                 await conn.execute(

@@ -3,8 +3,8 @@
 =====================  ==========================  ==================================
 class                  producer                    meaning
 =====================  ==========================  ==================================
-``RecipientBatch``     ingest                      recipients of one request for one
-                                                   domain, to deliver (ids only)
+``OutboundBatches``    ingest                      ``RecipientBatch``es: recipients of a
+                                                   request for one domain (ids only)
 ``EventBatch``         ingest, delivery            facts in messages' lives, published
                                                    once, consumed by events and notifier
 =====================  ==========================  ==================================
@@ -17,7 +17,7 @@ from postwire_common.schemas.events import (
     EventType,
     MailEvent,
 )
-from postwire_common.schemas.ingest import Recipient, RecipientBatch
+from postwire_common.schemas.ingest import OutboundBatches, Recipient, RecipientBatch
 
 __all__ = [
     "MNS_EVENT_TYPES",
@@ -25,6 +25,7 @@ __all__ = [
     "EventBatch",
     "EventType",
     "MailEvent",
+    "OutboundBatches",
     "Recipient",
     "RecipientBatch",
 ]

@@ -74,7 +74,8 @@ class MailEvent(BaseModel):
 
 
 class EventBatch(BaseModel):
-    """Events published together (one request's, or one delivery round's results)."""
+    """Events published together: one request's, or one delivery round's results, and
+    under load many of either (outbox relays concatenate batches they publish together)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -36,3 +36,14 @@ class RecipientBatch(BaseModel):
     domain: str = Field(description="Recipient domain shared by every recipient here.")
     recv_time: datetime = Field(description="When ingest accepted the request (UTC).")
     recipients: list[Recipient] = Field(min_length=1, description="The recipients.")
+
+
+class OutboundBatches(BaseModel):
+    """The bus message on ``postwire.outbound``: recipient batches of one or more
+    requests. Ingest writes one per request; its outbox relay concatenates those that are
+    published together (``broker/outbox.py``), so under load one bus message carries the
+    recipients of many requests."""
+
+    model_config = ConfigDict(frozen=True)
+
+    batches: list[RecipientBatch] = Field(min_length=1, description="Recipient batches.")
