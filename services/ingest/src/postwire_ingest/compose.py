@@ -17,22 +17,19 @@ import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
 from email.header import Header
-from email.message import EmailMessage
 from email.utils import format_datetime
 
 from postwire_common.addresses import Mailbox, check_header_value
 from postwire_common.content import StoredContent
 from postwire_common.errors import EmptyValue, InvalidValue, SizeExceeded
+from postwire_ingest import mime
 from postwire_ingest.limits import (
     FORBIDDEN_EXTENSIONS,
     MAX_CUSTOM_HEADERS,
     MAX_MESSAGE_BYTES,
     MAX_SUBJECT_CHARS,
 )
-
-SMTP_7BIT = policy.SMTP.clone(cte_type="7bit")
 
 _HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")  # RFC 5322 ftext
 # Headers we write ourselves; a caller may not set or repeat them.
@@ -147,20 +144,7 @@ def prepare(sender: Mailbox, content: Content, now: datetime) -> StoredContent:
     """Encode everything that is the same for every recipient."""
     check_header_value("the display name of from", sender.name)
     check_content(content)
-    entity = EmailMessage(policy=SMTP_7BIT)
-    if content.text is not None:
-        entity.set_content(content.text, subtype="plain", charset="utf-8")
-        if content.html:
-            entity.add_alternative(content.html, subtype="html", charset="utf-8")
-    else:
-        entity.set_content(content.html or "", subtype="html", charset="utf-8")
-    for attachment in content.attachments:
-        maintype, _, subtype = attachment.content_type.partition("/")
-        entity.add_attachment(
-            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
-        )
-    body = entity.as_bytes(policy=SMTP_7BIT)
-    del entity  # the encoded body is all that is kept
+    body = mime.body(content.text, content.html, content.attachments)
 
     head = [
         from_header(sender),

@@ -253,7 +253,7 @@ def nothing_built(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the message was built before the input was checked")
 
-    monkeypatch.setattr(compose, "EmailMessage", refuse)
+    monkeypatch.setattr(compose.mime, "body", refuse)
 
 
 @pytest.mark.usefixtures("nothing_built")
