@@ -44,8 +44,9 @@ def run(services: tuple[str, ...]) -> None:
     """Run SERVICES in this process until interrupted.
 
     Each of ingest, delivery, events and notifier runs alone as its own process (how it
-    is deployed), or several together; `all` runs every service in one process (for
-    development). Every process serves /healthz, /readyz and /metrics on
+    is deployed), or several together; `all` runs every service, by default in one worker
+    process per CPU (at most 4; POSTWIRE_PROCESSES sets the number) that share the HTTP
+    port like replicas. Every process serves /healthz, /readyz and /metrics on
     POSTWIRE_HTTP_HOST:POSTWIRE_HTTP_PORT, plus the HTTP API of the services it runs.
     """
     from postwire.runner import run as run_services

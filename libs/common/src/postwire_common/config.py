@@ -139,6 +139,13 @@ class Settings(BaseSettings):
     outbox_batch: int = Field(
         500, ge=1, le=10000, description="Outbox rows one relay round publishes."
     )
+    processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Worker processes of `postwire run`; 0: one per CPU (at most 4) for "
+        "`run all`, 1 for single services (they scale as separate deployments).",
+    )
     db_pool_size: int = Field(10, ge=1, le=500, description="PostgreSQL connections per process.")
 
     @field_validator("soft_bounce_schedule", "webhook_retry_schedule", mode="before")

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+
+from postwire_common.batching import Batcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,9 @@ class ContentStore:
         self._cache: OrderedDict[str, StoredContent] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._cached = 0
-        self._loading: dict[str, asyncio.Future[StoredContent]] = {}
+        self._loading: dict[str, asyncio.Future[StoredContent | None]] = {}
+        # Reads are grouped by bytes as well: at most 16 contents a statement.
+        self._loader: Batcher[str, StoredContent | None] = Batcher(self._load, max_size=16)
 
     async def put(self, content_id: str, account_id: str, content: StoredContent) -> None:
         await self._pool.execute(
@@ -60,6 +65,19 @@ class ContentStore:
             content.body,
         )
 
+    async def put_many(self, items: Sequence[tuple[str, str, StoredContent]]) -> None:
+        """Several ``(content_id, account_id, content)`` in one statement (small ones:
+        the statement holds them all)."""
+        await self._pool.execute(
+            "INSERT INTO ingest.contents (id, account_id, head, body) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) "
+            "ON CONFLICT (id) DO NOTHING",
+            [i[0] for i in items],
+            [i[1] for i in items],
+            [i[2].head for i in items],
+            [i[2].body for i in items],
+        )
+
     async def get(self, content_id: str) -> StoredContent:
         found = self._cache.get(content_id)
         if found is not None:
@@ -68,20 +86,24 @@ class ContentStore:
         # Recipients of one request are sent concurrently: one read serves them all.
         loading = self._loading.get(content_id)
         if loading is None:
-            loading = asyncio.ensure_future(self._load(content_id))
+            loading = asyncio.ensure_future(self._loader.submit(content_id))
             self._loading[content_id] = loading
             loading.add_done_callback(lambda _: self._loading.pop(content_id, None))
-        return await asyncio.shield(loading)
-
-    async def _load(self, content_id: str) -> StoredContent:
-        row = await self._pool.fetchrow(
-            "SELECT head, body FROM ingest.contents WHERE id = $1", content_id
-        )
-        if row is None:
+        found = await asyncio.shield(loading)
+        if found is None:
             raise ContentMissing(content_id)
-        content = StoredContent(row["head"], row["body"])
-        self._remember(content_id, content)
-        return content
+        return found
+
+    async def _load(self, content_ids: Sequence[str]) -> list[StoredContent | None]:
+        """Contents read together (one statement for the misses of many sends)."""
+        rows = await self._pool.fetch(
+            "SELECT id, head, body FROM ingest.contents WHERE id = ANY($1::text[])",
+            list(content_ids),
+        )
+        found = {r["id"]: StoredContent(r["head"], r["body"]) for r in rows}
+        for content_id, content in found.items():
+            self._remember(content_id, content)
+        return [found.get(content_id) for content_id in content_ids]
 
     def _remember(self, content_id: str, content: StoredContent) -> None:
         if content.size > self._cache_bytes // 2:

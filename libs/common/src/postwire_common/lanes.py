@@ -189,8 +189,10 @@ class Lanes(Generic[W]):
         room = min(self._window - len(self._held), self._claim_batch)
         if room <= 0:
             return False
-        full = [key for key, lane in self._lanes.items() if lane.full]
-        items = await self._source.claim(self._owner, room, full, self._lease)
+        # Lanes at least half full are left out until they drain: claiming for them now
+        # would mostly claim items that do not fit and must be released again.
+        busy = [key for key, lane in self._lanes.items() if lane.held * 2 >= lane.policy.depth]
+        items = await self._source.claim(self._owner, room, busy, self._lease)
         extra: list[str] = []
         for item in items:
             if item.key in self._held:

@@ -36,17 +36,12 @@ class PlatformProcess:
         return self._proc.pid if self._proc else None
 
     def peak_rss_mb(self) -> float | None:
-        """The process's peak resident memory (VmHWM), while it is alive."""
+        """Peak resident memory (VmHWM) of the process and its workers, while alive."""
         if self._proc is None:
             return None
-        try:
-            status = Path(f"/proc/{self._proc.pid}/status").read_text()
-        except OSError:
-            return None
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return None
+        peaks = [_peak_rss_kb(pid) for pid in _process_tree(self._proc.pid)]
+        found = [p for p in peaks if p is not None]
+        return sum(found) / 1024 if found else None
 
     @property
     def url(self) -> str:
@@ -101,3 +96,26 @@ class PlatformProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def _process_tree(pid: int) -> list[int]:
+    pids, index = [pid], 0
+    while index < len(pids):
+        try:
+            for task in Path(f"/proc/{pids[index]}/task").iterdir():
+                pids.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            pass
+        index += 1
+    return pids
+
+
+def _peak_rss_kb(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None

@@ -22,7 +22,7 @@ from postwire_common.content import ContentStore
 from postwire_common.lanes import Lanes
 from postwire_common.service import Service
 from postwire_delivery import handlers
-from postwire_delivery.lanes import lane_policy
+from postwire_delivery.lanes import WORKERS_PER_CONNECTION, lane_policy
 from postwire_delivery.pipeline import Deliverer
 from postwire_delivery.routing import Router
 from postwire_delivery.smtp import SmtpPool
@@ -41,6 +41,7 @@ class DeliveryService(Service):
         )
         self.store = DeliveryStore(self.pool)
         self.relay = OutboxRelay(self.pool, self.broker, OUTBOX_TABLE, batch=settings.outbox_batch)
+        policy = lane_policy(settings)
         self.deliverer = Deliverer(
             settings,
             self.store,
@@ -48,11 +49,12 @@ class DeliveryService(Service):
             Router(settings),
             self.smtp,
             self.relay.wake,
+            lambda lane: policy(lane).concurrency // WORKERS_PER_CONNECTION,
         )
         self.lanes: Lanes[Queued] = Lanes(
             self.store,
             self.deliverer.handle,
-            lane_policy(settings),
+            policy,
             owner=f"delivery-{uuid.uuid4().hex[:12]}",
             window=settings.delivery_concurrency * 4,
             lease=settings.delivery_lease,

@@ -14,7 +14,10 @@ from collections.abc import Callable
 from postwire_common.config import Settings
 from postwire_common.lanes import LanePolicy
 
-DEPTH_PER_WORKER = 8  # items a lane claims ahead, per worker
+# A lane has twice as many workers as connections: while one records its result, another
+# uses the connection (the SMTP pool caps connections per MX address).
+WORKERS_PER_CONNECTION = 2
+DEPTH_PER_CONNECTION = 16  # items a lane claims ahead, per connection
 
 
 def parse_overrides(entries: list[str]) -> dict[str, tuple[int, float]]:
@@ -49,6 +52,8 @@ def lane_policy(settings: Settings) -> Callable[[str], LanePolicy]:
             ),
             default,
         )
-        return LanePolicy(connections, rate, connections * DEPTH_PER_WORKER)
+        return LanePolicy(
+            connections * WORKERS_PER_CONNECTION, rate, connections * DEPTH_PER_CONNECTION
+        )
 
     return policy

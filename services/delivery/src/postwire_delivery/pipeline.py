@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -53,6 +54,7 @@ class Deliverer:
         router: Router,
         smtp: SmtpPool,
         wake_relay: Callable[[], None],
+        connections: Callable[[str], int],
     ) -> None:
         self._settings = settings
         self._store = store
@@ -62,6 +64,12 @@ class Deliverer:
         self._wake_relay = wake_relay
         self._schedule = settings.soft_bounce_schedule
         self._recorder: Batcher[Finished, datetime] = Batcher(self._record, max_size=256)
+        self._connections = connections
+        # One semaphore per lane while it is in use: a lane's workers are twice its
+        # connections, so some record results while the others hold connections.
+        self._slots: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def handle(self, item: Queued) -> None:
         """One attempt for ``item``, recorded before this returns."""
@@ -109,10 +117,15 @@ class Deliverer:
         except ContentMissing:
             return hard(DeliveryStatus.FAILED, "the message content is gone (purged)")
         raw = render(content, item.rcpt, item.msg_id, item.env_id)
+        slot = self._slots.get(item.lane)
+        if slot is None:
+            slot = self._slots[item.lane] = asyncio.Semaphore(self._connections(item.lane))
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self._settings.delivery_attempt_timeout):
-                result = await self._route_and_send(item, raw)
+            async with slot:
+                started = time.perf_counter()  # waiting for a connection is not the attempt
+                async with asyncio.timeout(self._settings.delivery_attempt_timeout):
+                    result = await self._route_and_send(item, raw)
         except TimeoutError:
             result = soft(f"attempt timed out after {self._settings.delivery_attempt_timeout:g}s")
         DELIVERY_SECONDS.observe(time.perf_counter() - started)

@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from postwire_common.addresses import Mailbox, check_header_value, normalize_address, parse_mailbox
+from postwire_common.batching import Batcher
 from postwire_common.broker import topology
 from postwire_common.broker.publish import Outgoing
-from postwire_common.content import ContentStore
+from postwire_common.content import ContentStore, StoredContent
 from postwire_common.errors import EmptyValue, InvalidValue, SizeExceeded
 from postwire_common.identity import Principal
 from postwire_common.ids import new_id
@@ -102,6 +103,15 @@ BATCH_RECIPIENTS = 200  # recipients (or events) per bus message
 INLINE_COMPOSE_BYTES = 256 * 1024  # larger content is encoded in a worker thread
 
 
+@dataclass(frozen=True, slots=True)
+class _Accept:
+    account_id: str
+    content_id: str
+    content: StoredContent
+    rows: list[MessageRow]
+    outgoing: list[Outgoing]
+
+
 class Sender:
     """Accepts send commands for an account. One per ingest process."""
 
@@ -114,6 +124,13 @@ class Sender:
         # Senders found are remembered briefly (not those missing: a sender just added
         # works at once); one deleted in another process stops working within 5 s.
         self._senders: TtlCache[tuple[str, str], SenderRow] = TtlCache(SENDER_CACHE_SECONDS)
+        self._group: Batcher[_Accept, None] = Batcher(self._accept_many, max_size=64)
+
+    async def _accept_many(self, jobs: Sequence[_Accept]) -> list[None]:
+        # Content first: a request whose rows then fail leaves an orphan, purged later.
+        await self._contents.put_many([(j.content_id, j.account_id, j.content) for j in jobs])
+        await self._store.accept_many([(j.account_id, j.rows, j.outgoing) for j in jobs])
+        return [None] * len(jobs)
 
     def forget_senders(self, tenant_id: str) -> None:
         self._senders.forget(lambda key: key[0] == tenant_id)
@@ -148,18 +165,25 @@ class Sender:
         else:
             prepared = prepare(mailbox, command.content, now)
         request_id = new_id()
-        await self._contents.put(request_id, principal.tenant_id, prepared)
         accepted, rows, outgoing = self._per_recipient(
             principal, mailbox, recipients, prepared.size, command, label, request_id, now
         )
         result = [a.as_dict() for a in accepted]
 
-        idempotency = None
-        if command.idempotency_key:
-            idempotency = (command.idempotency_key, command.fingerprint, result)
-        earlier = await self._store.accept(principal.tenant_id, rows, outgoing, idempotency)
-        if earlier is not None:
-            return self._replay(earlier, command)
+        if command.idempotency_key or prepared.size > INLINE_COMPOSE_BYTES:
+            await self._contents.put(request_id, principal.tenant_id, prepared)
+            idempotency = None
+            if command.idempotency_key:
+                idempotency = (command.idempotency_key, command.fingerprint, result)
+            earlier = await self._store.accept(principal.tenant_id, rows, outgoing, idempotency)
+            if earlier is not None:
+                return self._replay(earlier, command)
+        else:
+            # Small requests without an idempotency key are committed together with the
+            # others in flight: two statements for many requests.
+            await self._group.submit(
+                _Accept(principal.tenant_id, request_id, prepared, rows, outgoing)
+            )
         self._wake_relay()
         ACCEPTED.labels("http").inc(len(rows))
         return result

@@ -44,6 +44,21 @@ SELECT ok FROM go
 """
 
 
+# Accepting requests without an idempotency key, many at once (group commit): their
+# messages and outbox entries in one statement.
+_ACCEPT_MANY = """
+WITH messages AS (
+    INSERT INTO ingest.messages (env_id, account_id, request_id, api_user, msg_id, sender,
+        rcpt, subject, label, status, size, created_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+        $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[],
+        $12::timestamptz[])
+)
+INSERT INTO ingest.outbox (exchange, routing_key, message_id, body)
+SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::bytea[])
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class SenderRow:
     address: str
@@ -282,6 +297,28 @@ class IngestStore:
             raise NotFound(f"no sender {address}")
 
     # messages ------------------------------------------------------------------------
+
+    async def accept_many(
+        self, requests: Sequence[tuple[str, Sequence[MessageRow], Sequence[Outgoing]]]
+    ) -> None:
+        """Commit several requests' ``(account_id, rows, outgoing)`` in one statement."""
+        rows = [(account_id, r) for account_id, found, _ in requests for r in found]
+        await self.pool.execute(
+            _ACCEPT_MANY,
+            [r.env_id for _, r in rows],
+            [account_id for account_id, _ in rows],
+            [r.request_id for _, r in rows],
+            [r.api_user for _, r in rows],
+            [r.msg_id for _, r in rows],
+            [r.sender for _, r in rows],
+            [r.rcpt for _, r in rows],
+            [r.subject for _, r in rows],
+            [r.label for _, r in rows],
+            [r.status for _, r in rows],
+            [r.size for _, r in rows],
+            [r.created_at for _, r in rows],
+            *outbox_columns([o for _, _, outgoing in requests for o in outgoing]),
+        )
 
     async def accept(
         self,
