@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -44,7 +45,12 @@ from postwire_testkit.platform import PlatformProcess
 from postwire_testkit.smtp import free_port
 
 ADMIN_TOKEN = "bench-admin-token-" + "x" * 16
-TEXT = "Hello,\n\nyour order has shipped. " * 12  # ~400 bytes, a typical transactional mail
+LINE = "Hello, your order has shipped and will arrive on Thursday.\n"
+
+
+def text_of(size: int) -> str:
+    """A text body that makes a message of about ``size`` bytes with our headers (~600)."""
+    return LINE * max(1, (size - 600) // len(LINE))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -95,7 +101,13 @@ class Sink:
 
 
 async def drive(
-    tenant: Tenant, total: int, per_request: int, concurrency: int, run: Run, rate: float = 0
+    tenant: Tenant,
+    total: int,
+    per_request: int,
+    concurrency: int,
+    run: Run,
+    rate: float = 0,
+    text: str = LINE,
 ) -> None:
     requests = [
         [f"r{i + j}@bench.example" for j in range(per_request)]
@@ -117,7 +129,7 @@ async def drive(
                 n, rcpts = queue.get_nowait()
                 if rate:  # open-loop pacing: request n goes out at start + n / rate
                     await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
-                body = {"from": tenant.sender, "to": rcpts, "subject": "Shipped", "text": TEXT}
+                body = {"from": tenant.sender, "to": rcpts, "subject": "Shipped", "text": text}
                 started = time.perf_counter()
                 status, answer = await connection.post_json("/v1/messages", body)
                 run.request_latencies.append(time.perf_counter() - started)
@@ -258,22 +270,30 @@ async def main(args: argparse.Namespace) -> None:
                     f"request, up to {args.concurrency} requests in flight{pace} …"
                 )
                 await drive(
-                    tenant, args.messages, args.recipients, args.concurrency, run, args.rate
+                    tenant,
+                    args.messages,
+                    args.recipients,
+                    args.concurrency,
+                    run,
+                    args.rate,
+                    text_of(args.size),
                 )
                 arrivals = await wait_delivered(sink, set(run.accepted_at), args.timeout)
                 rss = {" ".join(p.services): p.peak_rss_mb() for p in processes}
                 await tenant.close()
 
                 print("reference runs …")
-                rabbit = await raw_rabbitmq(broker_url, args.messages, len(TEXT) + 600)
-                smtp = await raw_smtp(sink.port, args.messages, len(TEXT) + 600)
+                rabbit = await raw_rabbitmq(broker_url, args.messages, args.size)
+                smtp = await raw_smtp(sink.port, args.messages, args.size)
     finally:
         for process in processes:
             process.stop()
         sink.stop()
         dns.stop()
 
-    report(args, run, arrivals, rss, rabbit, smtp)
+    figures = report(args, run, arrivals, rss, rabbit, smtp)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures))  # noqa: ASYNC240 - at the end
 
 
 def spread(seconds: list[float]) -> str:
@@ -287,7 +307,7 @@ def report(
     rss: dict[str, float | None],
     rabbit: float,
     smtp: float,
-) -> None:
+) -> dict[str, object]:
     sent = run.accepted_at
     delivered = {e: arrivals[e] for e in sent if e in arrivals}
     send_seconds = run.send_finished - run.send_started
@@ -312,6 +332,19 @@ def report(
         print(f"  WARNING: {len(sent) - len(delivered)} messages not delivered in time")
     mean = statistics.fmean(lat) if lat else 0
     print(f"  (mean accept latency {mean * ms:.1f} ms over {len(lat)} requests)")
+    return {
+        "accepted": len(sent),
+        "delivered": len(delivered),
+        "accepted_per_s": len(sent) / send_seconds,
+        "delivered_per_s": len(delivered) / (last - run.send_started),
+        "accept_p50_ms": pct(lat, 0.5) * ms,
+        "accept_p99_ms": pct(lat, 0.99) * ms,
+        "to_delivery_p50_ms": pct(to_delivery, 0.5) * ms,
+        "to_delivery_p99_ms": pct(to_delivery, 0.99) * ms,
+        "peak_rss_mb": rss,
+        "raw_rabbitmq_per_s": rabbit,
+        "raw_smtp_per_s": smtp,
+    }
 
 
 if __name__ == "__main__":
@@ -326,4 +359,6 @@ if __name__ == "__main__":
         "--rate", type=float, default=0, help="requests per second (default: as fast as possible)"
     )
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for delivery")
+    parser.add_argument("--size", type=int, default=2048, help="approximate message size, bytes")
+    parser.add_argument("--json", help="also write the figures to this file as JSON")
     asyncio.run(main(parser.parse_args()))

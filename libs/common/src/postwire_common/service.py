@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -81,6 +82,8 @@ class Service:
     """Base of every service: pool, broker, routers, background tasks, readiness."""
 
     name: str = "service"
+    # Routes whose bodies may exceed http.limits.DEFAULT_LIMIT: (method, path) -> bytes.
+    body_limits: Mapping[tuple[str, str], int] = MappingProxyType({})
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -11,6 +11,7 @@ relays share the outbox with ``SKIP LOCKED``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import MappingProxyType
 
 from fastapi import APIRouter
 
@@ -19,12 +20,14 @@ from postwire_common.config import Settings
 from postwire_common.content import ContentStore
 from postwire_common.service import Service
 from postwire_ingest.api import IngestContext, routers
+from postwire_ingest.limits import MAX_REQUEST_BYTES
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import OUTBOX_TABLE, IngestStore
 
 
 class IngestService(Service):
     name = "ingest"
+    body_limits = MappingProxyType({("POST", "/v1/messages"): MAX_REQUEST_BYTES})
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from postwire_common import db
 from postwire_common.config import Settings
 from postwire_common.http.envelope import envelope_response, install_error_handlers
+from postwire_common.http.limits import BodyLimitMiddleware
 from postwire_common.identity import Identity
 from postwire_common.observability.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from postwire_common.service import Service
@@ -53,6 +54,10 @@ def build_app(settings: Settings, services: Sequence[Service]) -> FastAPI:
     app.state.settings = settings
     app.state.services = list(services)
     install_error_handlers(app)
+    larger: dict[tuple[str, str], int] = {}
+    for service in services:
+        larger.update(service.body_limits)
+    app.add_middleware(BodyLimitMiddleware, larger=larger)
     app.add_middleware(MetricsMiddleware)
 
     @app.get("/healthz", include_in_schema=False)

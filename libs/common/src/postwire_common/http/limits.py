@@ -1,0 +1,58 @@
+"""Request body limits, applied before anything else reads the body.
+
+The middleware sits outside routing, authentication and JSON parsing, so an
+unauthenticated client cannot make any route buffer or parse more than its limit:
+``Content-Length`` over the limit is refused at once, and a chunked body is counted as it
+arrives and refused at the first byte past it. Every route takes ``DEFAULT_LIMIT``
+unless a service raises it for one (method, path), as ingest does for sending mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from postwire_common.errors import SizeExceeded
+from postwire_common.http.envelope import error_response
+
+DEFAULT_LIMIT = 64 * 1024
+
+
+def _describe(limit: int) -> str:
+    if limit >= 1024 * 1024:
+        return f"{limit / (1024 * 1024):g} MB"
+    return f"{limit // 1024} KB"
+
+
+class BodyLimitMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, larger: Mapping[tuple[str, str], int], default: int = DEFAULT_LIMIT
+    ) -> None:
+        self.app = app
+        self.larger = dict(larger)
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.larger.get((scope["method"], scope["path"].rstrip("/")), self.default)
+        error = SizeExceeded(f"the request body is larger than {_describe(limit)}")
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await error_response(error)(scope, receive, send)
+                return
+        received = 0
+
+        async def counted() -> Message:
+            # Raised into whatever reads the body; the error handlers answer it.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise error
+            return message
+
+        await self.app(scope, counted, send)
