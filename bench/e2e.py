@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from urllib.parse import urlsplit
 
 import aio_pika
 import aiosmtplib
+import httpx
 from rawhttp import RawHttpConnection
 
 from postwire_testkit.api import Tenant, Urls
@@ -213,6 +215,27 @@ async def raw_smtp(port: int, total: int, size: int, connections: int = 8) -> fl
     return per_connection * connections / (time.perf_counter() - started)
 
 
+async def server_latency(url: str) -> str:
+    """POST /v1/messages as the server timed it (its histogram; one worker's when run all
+    has several)."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{url}/metrics")).text
+    buckets = [
+        (float(m.group(1)), float(m.group(2)))
+        for m in re.finditer(
+            r'^postwire_http_request_seconds_bucket\{le="([^"]+)",method="POST",'
+            r'route="/v1/messages"\} ([0-9.e+]+)$',
+            text,
+            re.MULTILINE,
+        )
+    ]
+    if not buckets or not buckets[-1][1]:
+        return "(no histogram)"
+    total = buckets[-1][1]
+    share = [f"<= {le * 1000:g} ms: {count / total:.0%}" for le, count in buckets if le <= 0.1]
+    return ", ".join(share)
+
+
 def migrate(env: dict[str, str]) -> None:
     command = [sys.executable, "-m", "postwire", "migrate"]
     subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True)  # noqa: S603
@@ -280,6 +303,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 arrivals = await wait_delivered(sink, set(run.accepted_at), args.timeout)
                 rss = {" ".join(p.services): p.peak_rss_mb() for p in processes}
+                server_side = await server_latency(urls.ingest)
                 await tenant.close()
 
                 print("reference runs …")
@@ -292,6 +316,7 @@ async def main(args: argparse.Namespace) -> None:
         dns.stop()
 
     figures = report(args, run, arrivals, rss, rabbit, smtp)
+    print(f"  server-side accept     {server_side}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures))  # noqa: ASYNC240 - at the end
 

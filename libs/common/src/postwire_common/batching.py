@@ -2,9 +2,10 @@
 
 A consumer works on up to its prefetch count of messages at once; when each writes its
 own row, the process spends its time on round trips. A :class:`Batcher` collects what
-the handlers submit while one write is in flight (or for at most ``max_wait``), writes
-it with one call of ``flush``, and gives each handler its own result. Under load batches
-fill by themselves; an idle system adds at most ``max_wait`` of latency.
+the handlers submit while one write is in flight, writes it with one call of ``flush``,
+and gives each handler its own result. Under load batches fill by themselves while the
+previous write runs; an idle system writes at once (``max_wait`` can add a wait for more
+to arrive, at the cost of that much latency).
 
 If ``flush`` raises, every handler in that batch gets the exception (its message is
 then requeued like any other failure), so nothing is acknowledged that was not written.
@@ -27,7 +28,7 @@ class Batcher(Generic[T, R]):
         flush: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
         *,
         max_size: int = 500,
-        max_wait: float = 0.002,
+        max_wait: float = 0.0,
     ) -> None:
         self._flush = flush
         self._max_size = max_size
@@ -48,8 +49,11 @@ class Batcher(Generic[T, R]):
     async def _drain(self) -> None:
         while self._pending:
             if len(self._pending) < self._max_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._max_wait)
+                if self._max_wait:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), self._max_wait)
+                else:
+                    await asyncio.sleep(0)  # let submitters of this loop iteration join
             batch, self._pending = self._pending[: self._max_size], self._pending[self._max_size :]
             self._full.clear()
             live = [(item, future) for item, future in batch if not future.cancelled()]

@@ -43,6 +43,32 @@ def render(content: StoredContent, rcpt: str, msg_id: str, env_id: str) -> bytes
     return b"".join((content.head, own.encode("ascii"), content.body))
 
 
+_INSERT_CTE = (
+    "contents AS (INSERT INTO ingest.contents (id, account_id, head, body) "
+    "SELECT * FROM unnest(ARRAYS) ON CONFLICT (id) DO NOTHING)"
+)
+
+
+def insert_cte(first: int) -> str:
+    """A ``WITH`` item that stores contents given as four arrays from parameter ``$first``
+    on (see :func:`content_columns`), for a statement that commits more with them."""
+    a, b, c, d = (f"${first + n}" for n in range(4))
+    arrays = f"{a}::text[], {b}::text[], {c}::bytea[], {d}::bytea[]"
+    return _INSERT_CTE.replace("ARRAYS", arrays)
+
+
+def content_columns(
+    items: Sequence[tuple[str, str, StoredContent]],
+) -> tuple[list[str], list[str], list[bytes], list[bytes]]:
+    """``(content_id, account_id, content)`` items as the arrays of :func:`insert_cte`."""
+    return (
+        [i[0] for i in items],
+        [i[1] for i in items],
+        [i[2].head for i in items],
+        [i[2].body for i in items],
+    )
+
+
 class ContentStore:
     """PostgreSQL content store, with a read cache bounded in bytes."""
 
@@ -68,15 +94,7 @@ class ContentStore:
     async def put_many(self, items: Sequence[tuple[str, str, StoredContent]]) -> None:
         """Several ``(content_id, account_id, content)`` in one statement (small ones:
         the statement holds them all)."""
-        await self._pool.execute(
-            "INSERT INTO ingest.contents (id, account_id, head, body) "
-            "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) "
-            "ON CONFLICT (id) DO NOTHING",
-            [i[0] for i in items],
-            [i[1] for i in items],
-            [i[2].head for i in items],
-            [i[2].body for i in items],
-        )
+        await self._pool.execute(f"WITH {insert_cte(1)} SELECT 1", *content_columns(items))
 
     async def get(self, content_id: str) -> StoredContent:
         found = self._cache.get(content_id)

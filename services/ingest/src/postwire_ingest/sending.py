@@ -127,9 +127,10 @@ class Sender:
         self._group: Batcher[_Accept, None] = Batcher(self._accept_many, max_size=64)
 
     async def _accept_many(self, jobs: Sequence[_Accept]) -> list[None]:
-        # Content first: a request whose rows then fail leaves an orphan, purged later.
-        await self._contents.put_many([(j.content_id, j.account_id, j.content) for j in jobs])
-        await self._store.accept_many([(j.account_id, j.rows, j.outgoing) for j in jobs])
+        await self._store.accept_many(
+            [(j.account_id, j.rows, j.outgoing) for j in jobs],
+            [(j.content_id, j.account_id, j.content) for j in jobs],
+        )
         return [None] * len(jobs)
 
     def forget_senders(self, tenant_id: str) -> None:
@@ -180,7 +181,7 @@ class Sender:
                 return self._replay(earlier, command)
         else:
             # Small requests without an idempotency key are committed together with the
-            # others in flight: two statements for many requests.
+            # others in flight: one statement for many requests, their contents included.
             await self._group.submit(
                 _Accept(principal.tenant_id, request_id, prepared, rows, outgoing)
             )

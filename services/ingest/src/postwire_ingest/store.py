@@ -11,6 +11,7 @@ import asyncpg
 
 from postwire_common.broker.outbox import outbox_columns
 from postwire_common.broker.publish import Outgoing
+from postwire_common.content import StoredContent, content_columns, insert_cte
 from postwire_common.errors import AlreadyExists, NotFound
 
 OUTBOX_TABLE = "ingest.outbox"
@@ -45,9 +46,9 @@ SELECT ok FROM go
 
 
 # Accepting requests without an idempotency key, many at once (group commit): their
-# messages and outbox entries in one statement.
+# contents, messages and outbox entries in one statement.
 _ACCEPT_MANY = """
-WITH messages AS (
+WITH CONTENTS, messages AS (
     INSERT INTO ingest.messages (env_id, account_id, request_id, api_user, msg_id, sender,
         rcpt, subject, label, status, size, created_at)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -56,7 +57,7 @@ WITH messages AS (
 )
 INSERT INTO ingest.outbox (exchange, routing_key, message_id, body)
 SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::bytea[])
-"""
+""".replace("CONTENTS", insert_cte(17))
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,9 +300,12 @@ class IngestStore:
     # messages ------------------------------------------------------------------------
 
     async def accept_many(
-        self, requests: Sequence[tuple[str, Sequence[MessageRow], Sequence[Outgoing]]]
+        self,
+        requests: Sequence[tuple[str, Sequence[MessageRow], Sequence[Outgoing]]],
+        contents: Sequence[tuple[str, str, StoredContent]],
     ) -> None:
-        """Commit several requests' ``(account_id, rows, outgoing)`` in one statement."""
+        """Commit several requests' ``(account_id, rows, outgoing)`` and their
+        ``(content_id, account_id, content)`` in one statement."""
         rows = [(account_id, r) for account_id, found, _ in requests for r in found]
         await self.pool.execute(
             _ACCEPT_MANY,
@@ -318,6 +322,7 @@ class IngestStore:
             [r.size for _, r in rows],
             [r.created_at for _, r in rows],
             *outbox_columns([o for _, _, outgoing in requests for o in outgoing]),
+            *content_columns(contents),
         )
 
     async def accept(
