@@ -31,6 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.path):
             item.add_marker(pytest.mark.e2e)
+    # Tests that stop PostgreSQL run last: connections other tests hold would break.
+    items.sort(key=lambda item: item.get_closest_marker("outage") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +81,7 @@ def platform_env(
         "POSTWIRE_WEBHOOK_RETRY_SCHEDULE": "1s,2s",
         "POSTWIRE_WEBHOOK_TIMEOUT": "2s",
         "POSTWIRE_DELIVERY_ATTEMPT_TIMEOUT": "10s",
+        "POSTWIRE_DELIVERY_LEASE": "3s",
         "POSTWIRE_SMTP_PORT": "0",
         "POSTWIRE_SMTPS_PORT": "0",
         "POSTWIRE_INBOUND_PORT": "0",

@@ -68,7 +68,8 @@ class Tenant:
         return self._clients[service]
 
     async def close(self) -> None:
-        for client in self._clients.values():
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
             await client.aclose()
 
     async def send(

@@ -32,6 +32,7 @@ class HttpReceiver:
         self.get_status = 200
         self.post_status = 200
         self._failures: list[int] = []
+        self._hangs: dict[str, float] = {}
         self._lock = threading.Lock()
         receiver = self
 
@@ -42,6 +43,9 @@ class HttpReceiver:
             def _answer(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
+                hang = receiver._hangs.get(self.path) if self.command == "POST" else None
+                if hang:
+                    time.sleep(hang)  # a black-holed endpoint: the client times out first
                 status = receiver._record(self.command, self.path, dict(self.headers), body)
                 payload = b"ok" if status == 200 else b"nope"
                 self.send_response(status)
@@ -69,6 +73,10 @@ class HttpReceiver:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def hang(self, path: str, seconds: float) -> None:
+        """POSTs to ``path`` wait ``seconds`` before they are answered (0: no more)."""
+        self._hangs[path] = seconds
 
     def fail_next(self, count: int, status: int = 500) -> None:
         with self._lock:

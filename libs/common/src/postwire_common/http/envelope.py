@@ -19,6 +19,7 @@ from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postwire_common.errors import AuthorizationFailed, PostwireError, QuotaExceeded
+from postwire_common.infra import is_infrastructure
 
 log = logging.getLogger("postwire.http")
 
@@ -131,6 +132,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if is_infrastructure(exc):
+            # PostgreSQL or RabbitMQ is down: nothing was committed, the client may retry.
+            log.warning(
+                "infrastructure unavailable",
+                extra={"method": request.method, "path": request.url.path, "error": repr(exc)},
+            )
+            return envelope_response(
+                None,
+                code="internal_error",
+                description="temporarily unavailable (database or broker); nothing was "
+                "changed; try again shortly",
+                status=500,
+                headers={"Retry-After": "5"},
+            )
         log.error(
             "unhandled error",
             exc_info=exc,
