@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -84,11 +85,12 @@ async def test_header_injection_is_refused(
             "invalid_value",
         ),
         ({"attachments": [{"filename": "a.pdf", "content": "%%%not base64"}]}, "invalid_value"),
+        ({"attachments": [{"filename": f"{i}.txt", "content": "eA=="} for i in range(101)]}, "size_exceeded"),
     ],
     ids=[
         "bad-rcpt", "one-bad-rcpt", "space-in-rcpt", "bad-from", "no-rcpt", "missing-to",
         "missing-subject", "blank-subject", "empty-body", "blank-bodies", "101-rcpts",
-        "unknown-field", "exe-attachment", "bad-base64",
+        "unknown-field", "exe-attachment", "bad-base64", "101-attachments",
     ],
 )  # fmt: skip
 async def test_invalid_request_is_refused(
@@ -177,3 +179,33 @@ async def test_unknown_paths_and_methods_answer_in_the_envelope(tenant: Tenant) 
     assert envelope(missing)["Code"] == "not_found"
     wrong_method = await tenant.client("ingest").put("/v1/domains")
     assert envelope(wrong_method)["Code"] == "not_available"
+
+
+@pytest.mark.parametrize(
+    ("path", "size"),
+    [("/v1/admin/accounts", 70 * 1024), ("/v1/webhooks", 70 * 1024), ("/v1/messages", 16 << 20)],
+)
+async def test_oversized_bodies_are_refused_before_authentication(
+    platform: PlatformProcess, path: str, size: int
+) -> None:
+    async with httpx.AsyncClient(base_url=platform.url, timeout=30) as client:
+        answer = await client.post(
+            path, content=b"x" * size, headers={"content-type": "application/json"}
+        )
+    assert answer.status_code == 400
+    assert answer.json()["Code"] == "size_exceeded"  # not authorization_failed: no auth yet
+
+
+async def test_an_oversized_chunked_body_is_cut_off(platform: PlatformProcess) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 8192
+
+    async with httpx.AsyncClient(base_url=platform.url, timeout=30) as client:
+        answer = await client.post(
+            "/v1/admin/accounts",
+            content=chunks(),
+            headers={"content-type": "application/json", "authorization": "Bearer nope"},
+        )
+    assert answer.status_code == 400
+    assert answer.json()["Code"] == "size_exceeded"

@@ -7,6 +7,7 @@ MAX_DOMAINS_PER_ACCOUNT = 10  # KooMessage
 MAX_SUBJECT_CHARS = 998
 MAX_LABEL_CHARS = 64
 MAX_CUSTOM_HEADERS = 50
+MAX_ATTACHMENTS = 100
 
 # Devino: attachments with these extensions are refused.
 FORBIDDEN_EXTENSIONS = frozenset(

@@ -44,15 +44,31 @@ class BodyLimitMiddleware:
                 await error_response(error)(scope, receive, send)
                 return
         received = 0
+        too_large = answered = False
 
         async def counted() -> Message:
-            # Raised into whatever reads the body; the error handlers answer it.
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise error
+                    too_large = True
+                    raise error  # whatever reads the body stops here
             return message
 
-        await self.app(scope, counted, send)
+        async def answer(message: Message) -> None:
+            # However the app answered the interrupted read, the client is told why.
+            nonlocal answered
+            if not too_large:
+                await send(message)
+            elif message["type"] == "http.response.start" and not answered:
+                answered = True
+                await error_response(error)(scope, receive, send)
+
+        try:
+            await self.app(scope, counted, answer)
+        except SizeExceeded:
+            if not too_large:
+                raise
+            if not answered:
+                await error_response(error)(scope, receive, send)

@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 
 from postwire_common.addresses import check_header_value
-from postwire_common.errors import InvalidValue
+from postwire_common.errors import InvalidValue, SizeExceeded
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.body import parse_model, read_body
 from postwire_common.http.envelope import ok
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.api.models import SendMessage
 from postwire_ingest.compose import Content, decode_attachment
-from postwire_ingest.limits import MAX_REQUEST_BYTES
+from postwire_ingest.limits import MAX_ATTACHMENTS, MAX_REQUEST_BYTES
 from postwire_ingest.sending import SendCommand, fingerprint
 
 
@@ -39,6 +39,8 @@ def router(ctx: IngestContext) -> APIRouter:
     ) -> Response:
         raw = await read_body(request, MAX_REQUEST_BYTES)
         body = parse_model(SendMessage, raw)
+        if len(body.attachments) > MAX_ATTACHMENTS:
+            raise SizeExceeded(f"at most {MAX_ATTACHMENTS} attachments per message")
         if idempotency_key is not None:
             check_header_value("Idempotency-Key", idempotency_key)
             if not idempotency_key.strip():
