@@ -85,7 +85,7 @@ async def test_header_injection_is_refused(
             "invalid_value",
         ),
         ({"attachments": [{"filename": "a.pdf", "content": "%%%not base64"}]}, "invalid_value"),
-        ({"attachments": [{"filename": f"{i}.txt", "content": "eA=="}] * 101}, "size_exceeded"),
+        ({"attachments": [{"filename": "a.txt", "content": "eA=="}] * 101}, "size_exceeded"),
     ],
     ids=[
         "bad-rcpt", "one-bad-rcpt", "space-in-rcpt", "bad-from", "no-rcpt", "missing-to",
