@@ -3,8 +3,10 @@
 ::
 
     lane worker takes a claimed recipient
-      ──content (store, cached per request)──▶ render its copy (To, Message-ID)
-      ──route (relay or MX)──▶ SMTP to each target until one answers  (attempt timeout)
+      ──route (relay or MX)──▶ no route: a result without reading the content
+      ──content (store, cached per request)──▶ a connection of the lane, within the
+        byte budget of large messages ──▶ render its copy (To, Message-ID)
+      ──SMTP to each target until one answers  (attempt timeout)
       ──record──▶ one statement for many recipients (group commit): attempt history,
                   terminal result + leave the queue, or the next due time; the events
                   go to the outbox in the same statement and are published once
@@ -17,10 +19,11 @@ is kept in memory and written when PostgreSQL is back) instead of failing the at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
 from postwire_common.batching import Batcher
@@ -32,11 +35,42 @@ from postwire_common.infra import is_infrastructure
 from postwire_common.observability.metrics import DELIVERIES, DELIVERY_SECONDS
 from postwire_common.schemas import DeliveryStatus, EventBatch, EventType, MailEvent
 from postwire_delivery.results import DeliveryResult, Outcome, gave_up, hard, soft
-from postwire_delivery.routing import NoRoute, Router
+from postwire_delivery.routing import NoRoute, Router, Target
 from postwire_delivery.smtp import ConnectFailed, SmtpPool
 from postwire_delivery.store import DeliveryStore, Finished, Queued
 
 log = logging.getLogger("postwire.delivery")
+
+IN_FLIGHT_BYTES = 256 * 1024 * 1024  # rendered copies (and the SMTP client's) at once
+
+
+class ByteBudget:
+    """At most ``limit`` bytes held at once by large messages; one holder may exceed it
+    alone. Small holds (under ``SMALL``) are not counted: they are most of the traffic,
+    and a condition variable per message would cost more than their bytes."""
+
+    SMALL = 1024 * 1024
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        if size < self.SMALL:
+            yield
+            return
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._used or self._used + size <= self._limit)
+            self._used += size
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._used -= size
+                self._changed.notify_all()
+
 
 EVENT_OF = {
     Outcome.DELIVERED: EventType.DELIVERED,
@@ -65,6 +99,7 @@ class Deliverer:
         self._schedule = settings.soft_bounce_schedule
         self._recorder: Batcher[Finished, datetime] = Batcher(self._record, max_size=256)
         self._connections = connections
+        self._budget = ByteBudget(IN_FLIGHT_BYTES)
         # One semaphore per lane while it is in use: a lane's workers are twice its
         # connections, so some record results while the others hold connections.
         self._slots: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
@@ -113,30 +148,32 @@ class Deliverer:
 
     async def _attempt(self, item: Queued) -> DeliveryResult:
         try:
+            targets = await self._router.targets(item.rcpt)
+        except NoRoute as no_route:
+            return no_route.result  # decided without the content
+        try:
             content = await self._contents.get(item.content_id)
         except ContentMissing:
             return hard(DeliveryStatus.FAILED, "the message content is gone (purged)")
-        raw = render(content, item.rcpt, item.msg_id, item.env_id)
         slot = self._slots.get(item.lane)
         if slot is None:
             slot = self._slots[item.lane] = asyncio.Semaphore(self._connections(item.lane))
         started = time.perf_counter()
         try:
-            async with slot:
+            async with slot, self._budget.hold(content.size * 4):
+                # A copy is rendered only now, inside the byte budget (the SMTP client
+                # makes a few more while it sends): memory follows what is in flight.
+                raw = render(content, item.rcpt, item.msg_id, item.env_id)
                 started = time.perf_counter()  # waiting for a connection is not the attempt
                 async with asyncio.timeout(self._settings.delivery_attempt_timeout):
-                    result = await self._route_and_send(item, raw)
+                    result = await self._send(item, targets, raw)
         except TimeoutError:
             result = soft(f"attempt timed out after {self._settings.delivery_attempt_timeout:g}s")
         DELIVERY_SECONDS.observe(time.perf_counter() - started)
         DELIVERIES.labels(result.outcome.value).inc()
         return result
 
-    async def _route_and_send(self, item: Queued, raw: bytes) -> DeliveryResult:
-        try:
-            targets = await self._router.targets(item.rcpt)
-        except NoRoute as no_route:
-            return no_route.result
+    async def _send(self, item: Queued, targets: list[Target], raw: bytes) -> DeliveryResult:
         failures: list[str] = []
         for target in targets:
             try:
