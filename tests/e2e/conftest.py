@@ -82,6 +82,7 @@ def platform_env(
         "POSTWIRE_WEBHOOK_TIMEOUT": "2s",
         "POSTWIRE_DELIVERY_ATTEMPT_TIMEOUT": "10s",
         "POSTWIRE_DELIVERY_LEASE": "3s",
+        "POSTWIRE_REDRIVE_INTERVAL": "1s",
         "POSTWIRE_SMTP_PORT": "0",
         "POSTWIRE_SMTPS_PORT": "0",
         "POSTWIRE_INBOUND_PORT": "0",

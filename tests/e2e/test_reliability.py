@@ -92,13 +92,20 @@ async def split_tenant(split: Split) -> AsyncIterator[Tenant]:
     await tenant.close()
 
 
-async def publish_raw(broker_url: str, exchange: str, routing_key: str, body: BaseModel) -> None:
+async def publish_raw(
+    broker_url: str,
+    exchange: str,
+    routing_key: str,
+    body: BaseModel | bytes,
+    headers: dict[str, int] | None = None,
+) -> None:
     """Put a message on the bus the way another process (or RabbitMQ) would."""
     connection = await aio_pika.connect(broker_url)
     try:
         channel = await connection.channel(publisher_confirms=True)
         target = await channel.get_exchange(exchange)
-        message = aio_pika.Message(body.model_dump_json().encode(), content_type="application/json")
+        data = body if isinstance(body, bytes) else body.model_dump_json().encode()
+        message = aio_pika.Message(data, content_type="application/json", headers=headers)
         await target.publish(message, routing_key=routing_key, mandatory=True)
     finally:
         await connection.close()
@@ -229,40 +236,92 @@ async def _greater(awaitable: object, than: float) -> bool:
     return bool(await awaitable > than)  # type: ignore[operator]
 
 
-async def test_a_dead_lettered_message_still_reaches_a_terminal_state(
-    split: Split, split_vhost: str, split_tenant: Tenant, mx: SmtpSink
-) -> None:
-    # RabbitMQ dead-letters a message whose handling failed x-delivery-limit times to
-    # postwire.dead with the queue's name as routing key; do what it does, for a message
-    # that was accepted but never delivered.
-    rcpt = f"poison.{split_tenant.name}@example.org"
-    env_id = unique_name("POISON").upper()
-    stuck = RecipientBatch(
-        request_id="poison",
-        content_id="poison",
-        tenant_id="t-poison",
-        sender=split_tenant.sender,
+def stuck_batch(tenant: Tenant, rcpt: str) -> tuple[str, OutboundBatches]:
+    env_id = unique_name("DEAD").upper()
+    batch = RecipientBatch(
+        request_id="gone",
+        content_id="gone",
+        tenant_id="t-dead",
+        sender=tenant.sender,
         domain="example.org",
         recv_time=datetime.now(UTC),
-        recipients=[Recipient(env_id=env_id, msg_id="<poison@shop.example>", rcpt=rcpt)],
+        recipients=[Recipient(env_id=env_id, msg_id="<dead@shop.example>", rcpt=rcpt)],
     )
-    await publish_raw(
-        split_vhost, "postwire.dead", "delivery.intake", OutboundBatches(batches=[stuck])
-    )
+    return env_id, OutboundBatches(batches=[batch])
 
-    conn = await asyncpg.connect(split.database_url)
+
+async def failed_event(database_url: str, env_id: str) -> asyncpg.Record:
+    conn = await asyncpg.connect(database_url)
     try:
 
-        async def failed_event() -> asyncpg.Record | None:
+        async def find() -> asyncpg.Record | None:
             return await conn.fetchrow(
                 "SELECT status, err_msg FROM events.event_log WHERE env_id = $1 "
                 "AND event = 'failed'",
                 env_id,
             )
 
-        recorded = await eventually(failed_event, what="the failed event")
+        found: asyncpg.Record = await eventually(find, what="the failed event")
+        return found
     finally:
         await conn.close()
+
+
+async def test_a_dead_lettered_message_is_redriven_and_reaches_a_terminal_state(
+    split: Split, split_vhost: str, split_tenant: Tenant, mx: SmtpSink
+) -> None:
+    # RabbitMQ dead-letters a message whose handling failed x-delivery-limit times to
+    # postwire.dead with the queue's name as routing key; do what it does. The redriver
+    # sends it back to work, where it ends (here: its content was never stored).
+    rcpt = f"dead.{split_tenant.name}@example.org"
+    env_id, stuck = stuck_batch(split_tenant, rcpt)
+    await publish_raw(split_vhost, "postwire.dead", "delivery.intake", stuck)
+    recorded = await failed_event(split.database_url, env_id)
+    assert recorded["status"] == 4
+    assert "content is gone" in recorded["err_msg"]
+    assert mx.for_rcpt(rcpt) == []
+    redriven = 'postwire_dead_letters_redriven_total{queue="delivery.intake"}'
+    assert await metric(split.delivery.url, redriven) >= 1
+
+
+async def test_a_message_redriven_too_often_still_ends_failed(
+    split: Split, split_vhost: str, split_tenant: Tenant, mx: SmtpSink
+) -> None:
+    rcpt = f"again.{split_tenant.name}@example.org"
+    env_id, stuck = stuck_batch(split_tenant, rcpt)
+    await publish_raw(
+        split_vhost, "postwire.dead", "delivery.intake", stuck, {"x-postwire-redriven": 5}
+    )
+    recorded = await failed_event(split.database_url, env_id)
     assert recorded["status"] == 4
     assert "failed repeatedly" in recorded["err_msg"]
     assert mx.for_rcpt(rcpt) == []
+
+
+async def test_an_unreadable_dead_letter_is_parked_for_an_operator(
+    split: Split, split_vhost: str
+) -> None:
+    await publish_raw(
+        split_vhost, "postwire.dead", "delivery.intake", b"{not json", {"x-postwire-redriven": 5}
+    )
+
+    async def parked() -> int:
+        connection = await aio_pika.connect(split_vhost)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue("delivery.intake.parked", passive=True)
+            return queue.declaration_result.message_count or 0
+
+    assert await eventually(parked, what="the message parked") == 1
+    assert (
+        await metric(split.delivery.url, 'postwire_dead_letters{queue="delivery.intake.parked"}')
+        >= 0
+    )
+
+
+async def metric(url: str, name: str) -> float:
+    """A sample of ``url``'s /metrics, by its full name with labels; 0 when absent."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{url}/metrics")).text
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         description="Worker processes of `postwire run`; 0: one per CPU (at most 4) for "
         "`run all`, 1 for single services (they scale as separate deployments).",
     )
+    redrive_interval: float = Field(
+        300.0,
+        gt=0,
+        description="How often dead-lettered messages are looked at and sent back to work.",
+    )
     db_pool_size: int = Field(10, ge=1, le=500, description="PostgreSQL connections per process.")
 
     @field_validator("soft_bounce_schedule", "webhook_retry_schedule", mode="before")
@@ -158,7 +163,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("webhook_timeout", "delivery_attempt_timeout", "delivery_lease", mode="before")
+    @field_validator(
+        "webhook_timeout",
+        "delivery_attempt_timeout",
+        "delivery_lease",
+        "redrive_interval",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)

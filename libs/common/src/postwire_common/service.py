@@ -27,6 +27,7 @@ from faststream.rabbit import RabbitBroker
 
 from postwire_common import db
 from postwire_common.broker.factory import SharedVhost, declare_topology, make_broker
+from postwire_common.broker.redrive import Redriver
 from postwire_common.config import Settings
 
 STARTUP_PATIENCE = 30.0  # seconds to wait for PostgreSQL/RabbitMQ (e.g. pods starting together)
@@ -82,6 +83,8 @@ class Service:
     """Base of every service: pool, broker, routers, background tasks, readiness."""
 
     name: str = "service"
+    # Work queues this service consumes: their dead letters are re-driven by it.
+    consumes: tuple[str, ...] = ()
     # Routes whose bodies may exceed http.limits.DEFAULT_LIMIT: (method, path) -> bytes.
     body_limits: Mapping[tuple[str, str], int] = MappingProxyType({})
 
@@ -92,6 +95,7 @@ class Service:
         self.pool: asyncpg.Pool = db.new_pool(settings.database_url, size=settings.db_pool_size)
         self._started = False
         self._tasks: list[asyncio.Task[Any]] = []
+        self._redriver: Redriver | None = None
 
     @property
     def routers(self) -> Sequence[APIRouter]:
@@ -110,9 +114,20 @@ class Service:
             raise StartupError(str(exc)) from None
         await self.on_start()
         await self.broker.start()
+        if self.consumes:
+            self._redriver = Redriver(
+                self.settings.broker_url,
+                self.consumes,
+                lambda: db.ping(self.pool),
+                interval=self.settings.redrive_interval,
+                last_resort=self.last_resort,
+            )
+            self._redriver.start()
         self.log.info("started", extra={"service": self.name})
 
     async def stop(self) -> None:
+        if self._redriver is not None:
+            await self._redriver.stop()
         await self.broker.stop()  # waits for handlers in flight (graceful_timeout)
         for task in self._tasks:
             task.cancel()
@@ -125,6 +140,11 @@ class Service:
             await self.pool.close()
             self._started = False
         self.log.info("stopped", extra={"service": self.name})
+
+    async def last_resort(self, work: str, body: bytes) -> bool:
+        """A dead letter re-driven too often: handle it for good (True), or let it be
+        parked for an operator (False)."""
+        return False
 
     async def on_start(self) -> None:
         """Set up stores and background work; subscribers start after this."""

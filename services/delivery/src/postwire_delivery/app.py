@@ -16,10 +16,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from pydantic import ValidationError
+
+from postwire_common.broker import topology
 from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
 from postwire_common.content import ContentStore
 from postwire_common.lanes import Lanes
+from postwire_common.schemas import OutboundBatches
 from postwire_common.service import Service
 from postwire_delivery import handlers
 from postwire_delivery.lanes import WORKERS_PER_CONNECTION, lane_policy
@@ -31,6 +35,7 @@ from postwire_delivery.store import OUTBOX_TABLE, DeliveryStore, Queued
 
 class DeliveryService(Service):
     name = "delivery"
+    consumes = (topology.DELIVERY_INTAKE.queue.name,)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -60,7 +65,16 @@ class DeliveryService(Service):
             lease=settings.delivery_lease,
             name="delivery",
         )
-        handlers.register(self.broker, self.store, self.deliverer, self.lanes.wake)
+        handlers.register(self.broker, self.store, self.lanes.wake)
+
+    async def last_resort(self, work: str, body: bytes) -> bool:
+        """Recipients re-driven too often still end: failed (status 4), and announced."""
+        try:
+            message = OutboundBatches.model_validate_json(body)
+        except ValidationError:
+            return False  # not ours to read: parked for an operator
+        await self.deliverer.abandon([q for b in message.batches for q in handlers.queued(b)])
+        return True
 
     async def on_start(self) -> None:
         self.relay.start()

@@ -10,7 +10,6 @@ from postwire_common.batching import Batcher
 from postwire_common.broker import topology
 from postwire_common.observability.metrics import DELIVERY_DUPLICATES
 from postwire_common.schemas import OutboundBatches, RecipientBatch
-from postwire_delivery.pipeline import Deliverer
 from postwire_delivery.store import DeliveryStore, Queued
 
 
@@ -25,7 +24,6 @@ def queued(batch: RecipientBatch) -> list[Queued]:
 def register(
     broker: RabbitBroker,
     store: DeliveryStore,
-    deliverer: Deliverer,
     wake_lanes: Callable[[], None],
 ) -> None:
     route = topology.DELIVERY_INTAKE
@@ -49,13 +47,3 @@ def register(
     )
     async def on_recipients(message: OutboundBatches) -> None:
         await recorder.submit(message)
-
-    @broker.subscriber(
-        topology.dead_queue(route.queue),
-        topology.DEAD,
-        channel=Channel(prefetch_count=8),
-        title="delivery.intake.dead",
-        description="Recipients whose intake failed past the delivery limit: ended as failed.",
-    )
-    async def on_dead(message: OutboundBatches) -> None:
-        await deliverer.abandon([q for batch in message.batches for q in queued(batch)])

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter
 
+from postwire_common.broker import topology
 from postwire_common.config import Settings
 from postwire_common.service import Service
 from postwire_events import api, handlers
@@ -22,6 +23,7 @@ from postwire_events.store import EventsStore
 
 class EventsService(Service):
     name = "events"
+    consumes = (topology.EVENTS_LOG.queue.name,)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter
 
+from postwire_common.broker import topology
 from postwire_common.config import Settings
 from postwire_common.lanes import Lanes
 from postwire_common.service import Service
@@ -27,6 +28,7 @@ from postwire_notifier.store import NotifierStore, Push
 
 class NotifierService(Service):
     name = "notifier"
+    consumes = (topology.NOTIFIER_EVENTS.queue.name,)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -75,3 +75,4 @@ async def declare_topology(broker: RabbitBroker, *, identity: str) -> None:
         dead = topology.dead_queue(route.queue)
         dead_queue = await broker.declare_queue(dead)
         await dead_queue.bind(topology.DEAD.name, routing_key=route.queue.name)
+        await broker.declare_queue(topology.parked_queue(route.queue))

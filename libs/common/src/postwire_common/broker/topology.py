@@ -6,6 +6,7 @@
     postwire.events     (topic)   --#-------->   events.log          [events]     EventBatch
                                   --#-------->   notifier.events     [notifier]   EventBatch
     postwire.dead       (direct)  --<queue>-->   <queue>.dead        (failed past the limit)
+                                                 <queue>.parked      (re-driven too often)
     postwire.deployment (fanout)  marker: its arguments name the deployment's database
 
 Every event is published once, to ``postwire.events``, and consumed by the events service
@@ -67,6 +68,19 @@ def dead_queue(work: RabbitQueue) -> RabbitQueue:
         f"{work.name}.dead",
         queue_type=QueueType.QUORUM,
         routing_key=work.name,
+        arguments={"x-overflow": "reject-publish"},
+    )
+
+
+def parked_name(work: str) -> str:
+    """Where a message goes that was re-driven from ``<work>.dead`` too often."""
+    return f"{work}.parked"
+
+
+def parked_queue(work: RabbitQueue) -> RabbitQueue:
+    return RabbitQueue(
+        parked_name(work.name),
+        queue_type=QueueType.QUORUM,
         arguments={"x-overflow": "reject-publish"},
     )
 
