@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -46,3 +49,21 @@ def temp_vhost(base_url: str = DEFAULT_BROKER_URL) -> Iterator[str]:
         yield urlunsplit(parts._replace(path="/" + quote(name, safe="")))
     finally:
         _rabbitmqctl("delete_vhost", name)
+
+
+@asynccontextmanager
+async def migrated_database(base_url: str = DEFAULT_DATABASE_URL) -> AsyncIterator[str]:
+    """A throwaway database with every service's schema, migrated by ``postwire migrate``."""
+    async with temp_database(base_url) as url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("POSTWIRE_")}
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "postwire", "migrate"],
+            env={**env, "POSTWIRE_DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        yield url
