@@ -106,6 +106,20 @@ def outbox_columns(
     )
 
 
+# Lock the next rows, and return them up to a byte budget with how many were locked.
+_FETCH = """
+WITH locked AS (
+    SELECT id, exchange, routing_key, message_id, body, octet_length(body) AS size
+    FROM TABLE ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+), sized AS (
+    SELECT *, sum(size) OVER (ORDER BY id) AS running, count(*) OVER () AS locked
+    FROM locked
+)
+SELECT id, exchange, routing_key, message_id, body, locked FROM sized
+WHERE running <= $2 OR running = size ORDER BY id
+"""
+
+
 class OutboxRelay:
     """Publishes a service's outbox rows; one per process, woken after each commit."""
 
@@ -118,6 +132,7 @@ class OutboxRelay:
         batch: int = 500,
         max_bytes: int = 8 * 1024 * 1024,
         idle_interval: float = 1.0,
+        linger: float = 0.005,
     ) -> None:
         self._pool = pool
         self._broker = broker
@@ -125,9 +140,11 @@ class OutboxRelay:
         self._batch = batch
         self._max_bytes = max_bytes
         self._idle = idle_interval
+        self._linger = linger
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._more = False
+        self._fetch = _FETCH.replace("TABLE", table)
 
     def wake(self) -> None:
         self._wake.set()
@@ -160,31 +177,20 @@ class OutboxRelay:
                 continue  # more are waiting
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._idle)
+            if self._linger:
+                # Commits come in bursts: a few milliseconds more make one round (and one
+                # bus message per kind) of many of them instead of one round each.
+                await asyncio.sleep(self._linger)
 
     async def relay_once(self) -> tuple[int, int]:
         """Publish one batch; return (published, failed)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            # Rows are locked first with their sizes only; bodies are read up to the
-            # round's byte budget (at least one row), so memory is bounded either way.
-            sizes = await conn.fetch(
-                f"SELECT id, octet_length(body) AS size FROM {self._table} "  # noqa: S608
-                "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self._batch,
-            )
-            if not sizes:
+            # Rows are locked with their sizes; bodies are returned up to the round's byte
+            # budget (always at least one row), so memory is bounded either way.
+            rows = await conn.fetch(self._fetch, self._batch, self._max_bytes)
+            if not rows:
                 return 0, 0
-            take: list[int] = []
-            total = 0
-            for row in sizes:
-                total += row["size"]
-                if take and total > self._max_bytes:
-                    break
-                take.append(row["id"])
-            rows = await conn.fetch(
-                f"SELECT id, exchange, routing_key, message_id, body FROM {self._table} "  # noqa: S608
-                "WHERE id = ANY($1::bigint[]) ORDER BY id",
-                take,
-            )
+            locked = rows[0]["locked"]
             items = [
                 Outgoing(r["exchange"], r["routing_key"], r["body"], r["message_id"]) for r in rows
             ]
@@ -202,7 +208,7 @@ class OutboxRelay:
                     f"DELETE FROM {self._table} WHERE id = ANY($1::bigint[])",  # noqa: S608
                     done,
                 )
-        self._more = len(take) < len(sizes)
+        self._more = len(rows) < locked
         OUTBOX_PUBLISHED.inc(len(done))
         if failed:
             OUTBOX_FAILURES.inc(failed)
