@@ -33,6 +33,9 @@ class StoredContent:
         return len(self.head) + len(self.body)
 
 
+PREFETCH_BYTES = 256 * 1024
+
+
 class ContentMissing(Exception):
     """No content under this id (purged, or never committed)."""
 
@@ -78,6 +81,7 @@ class ContentStore:
         self._cache_bytes = cache_bytes
         self._cached = 0
         self._loading: dict[str, asyncio.Future[StoredContent | None]] = {}
+        self._prefetching: set[asyncio.Future[None]] = set()
         # Reads are grouped by bytes as well: at most 16 contents a statement.
         self._loader: Batcher[str, StoredContent | None] = Batcher(self._load, max_size=16)
 
@@ -101,16 +105,66 @@ class ContentStore:
         if found is not None:
             self._cache.move_to_end(content_id)
             return found
+        pending = self._loading.get(content_id)
+        if pending is not None:
+            found = await asyncio.shield(pending)
+            if found is not None:
+                return found
+            # A prefetch left this one out (large, or its read failed): read it here.
         # Recipients of one request are sent concurrently: one read serves them all.
         loading = self._loading.get(content_id)
         if loading is None:
             loading = asyncio.ensure_future(self._loader.submit(content_id))
-            self._loading[content_id] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(content_id, None))
+            self._track(content_id, loading)
         found = await asyncio.shield(loading)
         if found is None:
             raise ContentMissing(content_id)
         return found
+
+    def _track(self, content_id: str, future: asyncio.Future[StoredContent | None]) -> None:
+        self._loading[content_id] = future
+
+        def done(_: object) -> None:
+            if self._loading.get(content_id) is future:
+                del self._loading[content_id]
+
+        future.add_done_callback(done)
+
+    def prefetch(self, content_ids: Sequence[str]) -> None:
+        """Start reading the small ones of these contents in one statement, for the sends
+        about to need them (large ones are read when needed, within their budget)."""
+        missing = [
+            c for c in dict.fromkeys(content_ids) if c not in self._cache and c not in self._loading
+        ]
+        if not missing:
+            return
+        loop = asyncio.get_running_loop()
+        waiting: dict[str, asyncio.Future[StoredContent | None]] = {
+            c: loop.create_future() for c in missing
+        }
+        for content_id, future in waiting.items():
+            self._track(content_id, future)
+
+        async def load() -> None:
+            try:
+                rows = await self._pool.fetch(
+                    "SELECT id, head, body FROM ingest.contents WHERE id = ANY($1::text[]) "
+                    "AND octet_length(body) <= $2",
+                    missing,
+                    PREFETCH_BYTES,
+                )
+                found = {r["id"]: StoredContent(r["head"], r["body"]) for r in rows}
+            except Exception:
+                found = {}  # not fatal: each send reads its own
+            for content_id, future in waiting.items():
+                content = found.get(content_id)
+                if content is not None:
+                    self._remember(content_id, content)
+                future.set_result(content)  # None: not read here, read on demand
+
+        task = asyncio.ensure_future(load())
+        self._prefetching.add(task)
+        task.add_done_callback(self._prefetching.discard)
 
     async def _load(self, content_ids: Sequence[str]) -> list[StoredContent | None]:
         """Contents read together (one statement for the misses of many sends)."""

@@ -109,6 +109,7 @@ class Lanes(Generic[W]):
         poll: float = 1.0,
         claim_batch: int = 200,
         name: str = "lanes",
+        prepare: Callable[[Sequence[W]], None] | None = None,
     ) -> None:
         self._source = source
         self._handle = handle
@@ -119,6 +120,7 @@ class Lanes(Generic[W]):
         self._poll = poll
         self._claim_batch = claim_batch
         self._name = name
+        self._prepare = prepare
         self._lanes: dict[str, _Lane[W]] = {}
         self._held: set[str] = set()
         self._workers: set[asyncio.Task[None]] = set()
@@ -208,6 +210,8 @@ class Lanes(Generic[W]):
             if lane.workers < lane.policy.concurrency:
                 lane.workers += 1
                 self._spawn(item.lane, lane)
+        if self._prepare is not None and items:
+            self._prepare(items)  # e.g. start reading what the items need, all at once
         if extra:
             await self._source.release(self._owner, extra)
         return len(items) == room and not extra
@@ -234,7 +238,12 @@ class Lanes(Generic[W]):
                 finally:
                     lane.running -= 1
                     self._held.discard(item.key)
-                    self._wake.set()
+                    depth = lane.policy.depth
+                    if (lane.held + 1) * 2 >= depth > lane.held * 2 or not lane.held:
+                        # The lane just dropped below half full (the point at which
+                        # claims take it again) or emptied: time to claim for it. Waking
+                        # on every item would make a claim per item that finds nothing.
+                        self._wake.set()
         finally:
             lane.workers -= 1
             if lane.workers == 0 and not lane.waiting and self._lanes.get(key) is lane:

@@ -47,10 +47,11 @@ class DeliveryService(Service):
         self.store = DeliveryStore(self.pool)
         self.relay = OutboxRelay(self.pool, self.broker, OUTBOX_TABLE, batch=settings.outbox_batch)
         policy = lane_policy(settings)
+        contents = ContentStore(self.pool)
         self.deliverer = Deliverer(
             settings,
             self.store,
-            ContentStore(self.pool),
+            contents,
             Router(settings),
             self.smtp,
             self.relay.wake,
@@ -64,6 +65,7 @@ class DeliveryService(Service):
             window=settings.delivery_concurrency * 4,
             lease=settings.delivery_lease,
             name="delivery",
+            prepare=lambda claimed: contents.prefetch([q.content_id for q in claimed]),
         )
         handlers.register(self.broker, self.store, self.lanes.wake)
 
