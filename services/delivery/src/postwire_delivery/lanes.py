@@ -14,9 +14,10 @@ from collections.abc import Callable
 from postwire_common.config import Settings
 from postwire_common.lanes import LanePolicy
 
-# A lane has twice as many workers as connections: while one records its result, another
-# uses the connection (the SMTP pool caps connections per MX address).
-WORKERS_PER_CONNECTION = 2
+# A lane has four times as many workers as connections: while some record their results
+# (in one statement for many), others use the connections (the SMTP pool also caps
+# connections per MX address).
+WORKERS_PER_CONNECTION = 4
 DEPTH_PER_CONNECTION = 16  # items a lane claims ahead, per connection
 
 

@@ -21,6 +21,7 @@ from collections import defaultdict, deque
 import aiosmtplib
 
 from postwire_common.observability.metrics import SMTP_CONNECTIONS
+from postwire_delivery import pipelining
 from postwire_delivery.results import DeliveryResult, classify_reply, soft
 from postwire_delivery.routing import Target
 
@@ -108,9 +109,17 @@ class SmtpPool:
         client = conn.client
         options = [f"SIZE={len(raw)}"] if client.supports_extension("size") else []
         try:
-            await client.mail(mail_from, options=options)
-            await client.rcpt(rcpt)
-            reply = await client.data(raw)
+            if client.supports_extension("pipelining"):
+                try:
+                    reply = await pipelining.send(client, mail_from, rcpt, raw, options)
+                except pipelining.Refused as refused:
+                    raise aiosmtplib.SMTPResponseException(
+                        refused.reply.code, refused.reply.message
+                    ) from None
+            else:
+                await client.mail(mail_from, options=options)
+                await client.rcpt(rcpt)
+                reply = await client.data(raw)
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:  # the server is closing the session
                 raise aiosmtplib.SMTPServerDisconnected(exc.message) from exc
