@@ -51,7 +51,8 @@ class Batcher(Generic[T, R]):
             if len(self._pending) < self._max_size:
                 if self._max_wait:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._full.wait(), self._max_wait)
+                        async with asyncio.timeout(self._max_wait):
+                            await self._full.wait()
                 else:
                     await asyncio.sleep(0)  # let submitters of this loop iteration join
             batch, self._pending = self._pending[: self._max_size], self._pending[self._max_size :]

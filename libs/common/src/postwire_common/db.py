@@ -59,16 +59,15 @@ async def ping(pool: asyncpg.Pool) -> bool:
 
 async def identity(pool: asyncpg.Pool) -> str:
     """Which database this is, across connections and processes: the cluster's system
-    identifier (where readable) and the database's name and oid."""
+    identifier (where readable) and the database's name. (A database dropped and made
+    again under its name is the same deployment.)"""
     async with pool.acquire() as conn:
-        name, oid = await conn.fetchrow(
-            "SELECT datname, oid FROM pg_database WHERE datname = current_database()"
-        )
+        name = await conn.fetchval("SELECT current_database()")
         try:
             system = await conn.fetchval("SELECT system_identifier FROM pg_control_system()")
         except asyncpg.InsufficientPrivilegeError:
             system = "-"
-    return f"{system}/{name}/{oid}"
+    return f"{system}/{name}"
 
 
 def database_name(database_url: str) -> str:

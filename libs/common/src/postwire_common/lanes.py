@@ -182,9 +182,11 @@ class Lanes(Generic[W]):
                 await asyncio.sleep(wait)
                 continue
             if more:
+                await asyncio.sleep(0)  # let the workers run between claims
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+                async with asyncio.timeout(self._poll):
+                    await self._wake.wait()
 
     async def _claim_once(self) -> bool:
         """Claim what fits; True if the table may have more that fits right now."""

@@ -85,7 +85,8 @@ class _Replies(asyncio.Protocol):
                 raise aiosmtplib.SMTPServerDisconnected(str(self.lost))
             self.arrived.clear()
             try:
-                await asyncio.wait_for(self.arrived.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self.arrived.wait()
             except TimeoutError:
                 raise aiosmtplib.SMTPReadTimeoutError("timed out waiting for a reply") from None
 

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from aiormq.exceptions import ChannelPreconditionFailed
-from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange
+from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
 
 from postwire_common.broker import topology
 from postwire_common.broker.consume import BackoffMiddleware
@@ -46,26 +46,31 @@ class SharedVhost(Exception):
     """Another postwire deployment (another database) uses this RabbitMQ vhost."""
 
 
-def deployment_marker(identity: str) -> RabbitExchange:
-    """An exchange whose arguments name the deployment's database. RabbitMQ refuses to
-    redeclare an exchange with other arguments, so a second deployment pointed at the same
-    vhost fails at start instead of consuming the first one's messages."""
-    return RabbitExchange(
+def deployment_marker(identity: str) -> RabbitQueue:
+    """A queue (never used for messages) whose dead-letter routing key names the
+    deployment's database. RabbitMQ refuses to redeclare a queue with another value of
+    that argument (it checks it; it ignores unknown ones), so a second deployment pointed
+    at the same vhost fails at start instead of consuming the first one's messages."""
+    return RabbitQueue(
         "postwire.deployment",
-        type=ExchangeType.FANOUT,
         durable=True,
-        arguments={"x-postwire-database": identity},
+        arguments={
+            "x-dead-letter-exchange": topology.DEAD.name,
+            "x-dead-letter-routing-key": identity,
+        },
     )
 
 
 async def declare_topology(broker: RabbitBroker, *, identity: str) -> None:
     """Declare every exchange, queue and binding (idempotent; arguments never change)."""
     try:
-        await broker.declare_exchange(deployment_marker(identity))
+        await broker.declare_queue(deployment_marker(identity))
     except ChannelPreconditionFailed as exc:
         raise SharedVhost(
             "this RabbitMQ vhost belongs to another postwire deployment (another database: "
-            f"{exc}); give each deployment its own vhost in POSTWIRE_BROKER_URL"
+            f"{exc}); give each deployment its own vhost in POSTWIRE_BROKER_URL, or, if that "
+            "deployment is gone for good, delete its marker: rabbitmqctl delete_queue "
+            "postwire.deployment -p <vhost>"
         ) from None
     for exchange in topology.EXCHANGES:
         await broker.declare_exchange(exchange)

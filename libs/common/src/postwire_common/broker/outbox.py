@@ -176,7 +176,8 @@ class OutboxRelay:
             if published >= self._batch or self._more:
                 continue  # more are waiting
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._idle)
+                async with asyncio.timeout(self._idle):
+                    await self._wake.wait()
             if self._linger:
                 # Commits come in bursts: a few milliseconds more make one round (and one
                 # bus message per kind) of many of them instead of one round each.

@@ -7,7 +7,7 @@
                                   --#-------->   notifier.events     [notifier]   EventBatch
     postwire.dead       (direct)  --<queue>-->   <queue>.dead        (failed past the limit)
                                                  <queue>.parked      (re-driven too often)
-    postwire.deployment (fanout)  marker: its arguments name the deployment's database
+    postwire.deployment (queue)   marker: its arguments name the deployment's database
 
 Every event is published once, to ``postwire.events``, and consumed by the events service
 and the notifier in parallel. Bus messages carry ids, never MIME: content is in the content
