@@ -32,7 +32,8 @@ HERE = Path(__file__).resolve().parent
 POSTFIX = HERE.parent.parent / "shared" / "bench" / "postfix_relay.sh"
 
 
-def postfix(messages: int, size: int, trials: int) -> float:
+def postfix(messages: int, size: int, trials: int) -> tuple[float, float]:
+    """Postfix's median (as its script reports it) and best end-to-end rate."""
     print(f"== Postfix: {messages} messages of {size} bytes, {trials} trial(s)", flush=True)
     done = subprocess.run(  # noqa: S603
         ["bash", str(POSTFIX), str(messages), str(size), str(trials)],  # noqa: S607
@@ -45,7 +46,9 @@ def postfix(messages: int, size: int, trials: int) -> float:
     found = re.search(r"^postfix_e2e_msgs_per_s (\d+(?:\.\d+)?)$", done.stdout, re.MULTILINE)
     if not found:
         raise SystemExit(f"postfix_relay.sh printed no rate:\n{done.stdout}\n{done.stderr}")
-    return float(found.group(1))
+    trials_found = re.findall(r"^t\d+ \S+ \S+ \S+ (\d+)$", done.stdout, re.MULTILINE)
+    best = max((float(t) for t in trials_found), default=float(found.group(1)))
+    return float(found.group(1)), best
 
 
 def postwire(title: str, *options: str) -> dict[str, object]:
@@ -70,7 +73,7 @@ def main() -> None:
     messages = 4000 if args.quick else args.messages
     common = ["--size", str(args.size), "--concurrency", "32"]
 
-    reference = postfix(messages, args.size, 1 if args.quick else args.trials)
+    reference, best = postfix(messages, args.size, 1 if args.quick else args.trials)
     one = postwire("run all, 1 recipient/request", "--messages", str(messages), *common)
     half = float(one["delivered_per_s"]) / 2  # type: ignore[arg-type]
     paced = postwire(
@@ -96,13 +99,14 @@ def main() -> None:
     print()
     print(f"postwire vs Postfix, {args.size}-byte messages, {messages} per run")
     print(f"  Postfix relay (smtp-source -> postfix -> smtp-sink)   {reference:8.0f} msgs/s")
+    print(f"  Postfix, best trial                                   {best:8.0f} msgs/s")
     rows = [("run all, 1 rcpt/request", one), ("run all, 10 rcpts/request", ten)]
     if split is not None:
         rows.insert(1, ("split, 1 rcpt/request", split))
     for name, figures in rows:
         print(
             f"  postwire {name:<27} {rate(figures):8.0f} msgs/s   "
-            f"ratio {rate(figures) / reference:5.2f}"
+            f"ratio {rate(figures) / reference:5.2f}, to the best trial {rate(figures) / best:5.2f}"
         )
     print(f"  at 50 % load ({half:.0f}/s, run all, 1 rcpt/request):")
     print(
