@@ -222,7 +222,12 @@ async def test_kills_and_a_database_outage_lose_nothing(
         await conn.close()
 
     def pushed() -> bool:
-        got = {p.json().get("env_id") for p in receiver.posts(path)}
+        got = set()
+        for post in receiver.posts(path):
+            # A push cut off by the SIGKILL of the notifier arrives truncated; its retry
+            # arrives whole.
+            with contextlib.suppress(ValueError):
+                got.add(post.json().get("env_id"))
         return set(env_ids) <= got
 
     await eventually(pushed, within=60, interval=0.5, what="every delivered event pushed")
