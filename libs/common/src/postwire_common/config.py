@@ -112,7 +112,8 @@ class Settings(BaseSettings):
         64,
         ge=1,
         le=2000,
-        description="Recipients one delivery process holds at once is four times this.",
+        description="Sizes one delivery process: it holds up to 4x this many recipients in "
+        "its lanes (waiting and in flight).",
     )
     delivery_connections_per_host: int = Field(
         8, ge=1, le=200, description="SMTP connections one delivery process opens per MX host."
@@ -134,7 +135,11 @@ class Settings(BaseSettings):
         120.0, description="Longest one SMTP delivery attempt may take before it soft-fails."
     )
     notifier_concurrency: int = Field(
-        64, ge=1, le=2000, description="Pushes one notifier process performs at once."
+        64,
+        ge=1,
+        le=2000,
+        description="Sizes one notifier process: it holds up to 4x this many pushes in its "
+        "lanes (4 at once per webhook).",
     )
     outbox_batch: int = Field(
         500, ge=1, le=10000, description="Outbox rows one relay round publishes."
