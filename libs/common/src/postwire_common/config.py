@@ -14,18 +14,18 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smh]?)\s*")
-_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*")
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: str | float) -> float:
-    """``"90"``, ``"0.5"``, ``"30s"``, ``"5m"``, ``"2h"`` -> seconds."""
+    """``"90"``, ``"0.5"``, ``"30s"``, ``"5m"``, ``"2h"``, ``"30d"`` -> seconds."""
     if isinstance(value, int | float):
         seconds = float(value)
     else:
         match = _DURATION.fullmatch(value)
         if not match:
-            raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 5m, 2h or 0.5)")
+            raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 5m, 2h, 30d or 0.5)")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
@@ -156,6 +156,16 @@ class Settings(BaseSettings):
         gt=0,
         description="How often dead-lettered messages are looked at and sent back to work.",
     )
+    event_log_retention: float = Field(
+        30 * 86400.0,
+        gt=0,
+        description="How long the event log keeps events (whole days are dropped), e.g. 30d.",
+    )
+    attempt_retention: float = Field(
+        30 * 86400.0,
+        gt=0,
+        description="How long delivery keeps its attempt history (whole days), e.g. 30d.",
+    )
     db_pool_size: int = Field(10, ge=1, le=500, description="PostgreSQL connections per process.")
 
     @field_validator("soft_bounce_schedule", "webhook_retry_schedule", mode="before")
@@ -173,6 +183,8 @@ class Settings(BaseSettings):
         "delivery_attempt_timeout",
         "delivery_lease",
         "redrive_interval",
+        "event_log_retention",
+        "attempt_retention",
         mode="before",
     )
     @classmethod

@@ -23,6 +23,7 @@ from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
 from postwire_common.content import ContentStore
 from postwire_common.lanes import Lanes
+from postwire_common.partitions import History, Retention
 from postwire_common.schemas import OutboundBatches
 from postwire_common.service import Service
 from postwire_delivery import handlers
@@ -68,6 +69,9 @@ class DeliveryService(Service):
             prepare=lambda claimed: contents.prefetch([q.content_id for q in claimed]),
         )
         handlers.register(self.broker, self.store, self.lanes.wake)
+        self.retention = Retention(
+            self.pool, [History("delivery.attempts", settings.attempt_retention)]
+        )
 
     async def last_resort(self, work: str, body: bytes) -> bool:
         """Recipients re-driven too often still end: failed (status 4), and announced."""
@@ -79,11 +83,14 @@ class DeliveryService(Service):
         return True
 
     async def on_start(self) -> None:
+        await self.retention.run_once()  # today's partitions exist before results come
+        self.retention.start()
         self.relay.start()
         self.lanes.start()
         self.spawn(self._reap(), "smtp-reaper")
 
     async def on_stop(self) -> None:
+        await self.retention.stop()
         await self.lanes.stop()
         await self.relay.stop()
         await self.smtp.close()

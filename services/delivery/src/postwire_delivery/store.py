@@ -99,7 +99,12 @@ WITH r AS (
 ), history AS (
     INSERT INTO delivery.attempts (env_id, attempt, outcome, status, code, message, host)
     SELECT env_id, attempt, outcome, status, code, message, host FROM r
-    ON CONFLICT (env_id, attempt) DO NOTHING
+    WHERE NOT EXISTS (
+        -- a duplicate comes within a lease or two: look only at recent days' partitions
+        SELECT 1 FROM delivery.attempts a WHERE a.env_id = r.env_id AND a.attempt = r.attempt
+            AND a.finished_at > now() - interval '2 days'
+    )
+    ON CONFLICT DO NOTHING
 ), terminal AS (
     INSERT INTO delivery.results (env_id, attempt, outcome, status, code, message, host,
         finished_at)

@@ -16,6 +16,7 @@ from fastapi import APIRouter
 
 from postwire_common.broker import topology
 from postwire_common.config import Settings
+from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
 from postwire_events import api, handlers
 from postwire_events.store import EventsStore
@@ -30,7 +31,17 @@ class EventsService(Service):
         self.store = EventsStore(self.pool)
         handlers.register(self.broker, self.store, concurrency=64)
         self._routers = [api.router(self.store)]
+        self.retention = Retention(
+            self.pool, [History("events.event_log", settings.event_log_retention)]
+        )
 
     @property
     def routers(self) -> Sequence[APIRouter]:
         return self._routers
+
+    async def on_start(self) -> None:
+        await self.retention.run_once()  # today's partitions exist before events arrive
+        self.retention.start()
+
+    async def on_stop(self) -> None:
+        await self.retention.stop()

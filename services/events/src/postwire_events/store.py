@@ -23,7 +23,7 @@ WITH logged AS (
         err_code, err_msg, url, attempt)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
         $6::int[], $7::int[], $8::text[], $9::text[], $10::int[])
-    ON CONFLICT (event_id) DO NOTHING
+    ON CONFLICT (event_id, time) DO NOTHING
     RETURNING event_id
 ), status AS (
     INSERT INTO events.messages AS m (env_id, tenant_id, msg_id, sender, rcpt, subject,
