@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from postwire_common.broker import topology
 from postwire_common.config import Settings
 from postwire_common.lanes import Lanes
+from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
 from postwire_notifier import api, handlers
 from postwire_notifier.directory import WebhookDirectory
@@ -48,6 +49,9 @@ class NotifierService(Service):
             name="notifier",
         )
         handlers.register(self.broker, self.pusher)
+        self.retention = Retention(
+            self.pool, [History("notifier.push_attempts", settings.attempt_retention)]
+        )
         self._routers = [api.router(settings, self.store, self.client)]
 
     @property
@@ -58,10 +62,13 @@ class NotifierService(Service):
         self.lanes.wake()
 
     async def on_start(self) -> None:
+        await self.retention.run_once()  # today's partitions exist before pushes are made
+        self.retention.start()
         await self.directory.start()
         self.lanes.start()
 
     async def on_stop(self) -> None:
+        await self.retention.stop()
         await self.lanes.stop()
         await self.directory.stop()
         await self.client.close()

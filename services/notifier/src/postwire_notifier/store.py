@@ -178,8 +178,10 @@ class NotifierStore:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO notifier.push_attempts (push_id, attempt, http_status, latency_ms, "
-                "response, error, will_retry) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                "ON CONFLICT DO NOTHING",
+                "response, error, will_retry) SELECT $1, $2, $3, $4, $5, $6, $7 "
+                # Recorded already (a repeated attempt): once. Only recent days are looked at.
+                "WHERE NOT EXISTS (SELECT 1 FROM notifier.push_attempts WHERE push_id = $1 "
+                "AND attempt = $2 AND at > now() - interval '2 days') ON CONFLICT DO NOTHING",
                 push_id,
                 attempt,
                 answer.status,
