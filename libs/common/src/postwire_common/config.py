@@ -156,6 +156,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How often dead-lettered messages are looked at and sent back to work.",
     )
+    idempotency_retention: float = Field(
+        86400.0,
+        gt=0,
+        description="Idempotency-Key values are honoured at least this long (then their "
+        "whole day is dropped), e.g. 1d.",
+    )
     event_log_retention: float = Field(
         30 * 86400.0,
         gt=0,
@@ -185,6 +191,7 @@ class Settings(BaseSettings):
         "redrive_interval",
         "event_log_retention",
         "attempt_retention",
+        "idempotency_retention",
         mode="before",
     )
     @classmethod

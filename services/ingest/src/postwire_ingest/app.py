@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
 from postwire_common.content import ContentStore
+from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
 from postwire_ingest.api import IngestContext, routers
 from postwire_ingest.limits import MAX_REQUEST_BYTES
@@ -37,16 +38,22 @@ class IngestService(Service):
             settings, self.store, Sender(self.store, ContentStore(self.pool), self.relay.wake)
         )
         self._routers = routers(context)
+        self.retention = Retention(
+            self.pool, [History("ingest.idempotency_keys", settings.idempotency_retention)]
+        )
 
     @property
     def routers(self) -> Sequence[APIRouter]:
         return self._routers
 
     async def on_start(self) -> None:
+        await self.retention.run_once()  # today's partitions exist before keys are claimed
+        self.retention.start()
         self.relay.start()
 
     async def stop(self) -> None:
         # The relay goes first, while the broker connection it publishes on is still up;
         # what it has not published stays in the outbox for the next process.
         await self.relay.stop()
+        await self.retention.stop()
         await super().stop()

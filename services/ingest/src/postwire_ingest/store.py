@@ -22,6 +22,9 @@ _ACCEPT = """
 WITH claim AS (
     INSERT INTO ingest.idempotency_keys (account_id, key, request_hash, response)
     SELECT $1, $2::text, $3::bytea, $4::jsonb WHERE $2::text IS NOT NULL
+        AND NOT EXISTS (
+            SELECT 1 FROM ingest.idempotency_keys WHERE account_id = $1 AND key = $2::text
+        )
     ON CONFLICT DO NOTHING
     RETURNING true
 ), go AS (
@@ -363,7 +366,7 @@ class IngestStore:
             return None
         return await self.pool.fetchrow(
             "SELECT request_hash, response FROM ingest.idempotency_keys "
-            "WHERE account_id = $1 AND key = $2",
+            "WHERE account_id = $1 AND key = $2 ORDER BY created_at LIMIT 1",
             account_id,
             key,
         )
