@@ -57,6 +57,25 @@ def execute_script(script: str) -> None:
             op.execute(statement)
 
 
+def daily_partitions(table: str, column: str, source: str) -> str:
+    """SQL making ``table``'s daily partitions (UTC) for yesterday through three days
+    ahead and for every day that rows of ``source`` (the table being converted) fall on,
+    named as ``postwire_common.partitions`` names them. One statement: no line of it ends
+    in a semicolon, where :func:`execute_script` splits."""
+    schema, _, name = table.partition(".")
+    return f"""
+        DO $$ DECLARE day date; BEGIN
+            FOR day IN SELECT generate_series(current_date - 1, current_date + 3, '1 day')::date
+                UNION SELECT DISTINCT ({column} AT TIME ZONE 'UTC')::date FROM {source}
+            LOOP EXECUTE format(
+                'CREATE TABLE IF NOT EXISTS {schema}.{name}_p%s PARTITION OF {table} '
+                'FOR VALUES FROM (%L) TO (%L)',
+                to_char(day, 'YYYYMMDD'), day::timestamp AT TIME ZONE 'UTC',
+                (day + 1)::timestamp AT TIME ZONE 'UTC')
+            ; END LOOP; END $$;
+    """  # noqa: S608 - names are our migrations' constants
+
+
 def run_env() -> None:
     """Body of every service's ``migrations/env.py``."""
     from alembic import context

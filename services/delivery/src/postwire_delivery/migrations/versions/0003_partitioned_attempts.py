@@ -3,7 +3,7 @@
 Revision ID: 0003
 """
 
-from postwire_common.migrations import execute_script
+from postwire_common.migrations import daily_partitions, execute_script
 
 revision = "0003"
 down_revision = "0002"
@@ -28,19 +28,10 @@ def upgrade() -> None:
             PRIMARY KEY (env_id, attempt, finished_at)
         ) PARTITION BY RANGE (finished_at);
         CREATE TABLE delivery.attempts_other PARTITION OF delivery.attempts DEFAULT;
-        -- One statement (no line of it ends in a semicolon: execute_script splits there).
-        DO $$ DECLARE day date; BEGIN
-            FOR day IN SELECT generate_series(current_date - 1, current_date + 3, '1 day')::date
-                UNION SELECT DISTINCT (finished_at AT TIME ZONE 'UTC')::date FROM delivery.attempts_0002
-            LOOP EXECUTE format(
-                'CREATE TABLE IF NOT EXISTS delivery.attempts_p%s PARTITION OF delivery.attempts '
-                'FOR VALUES FROM (%L) TO (%L)',
-                to_char(day, 'YYYYMMDD'), day::timestamp AT TIME ZONE 'UTC',
-                (day + 1)::timestamp AT TIME ZONE 'UTC')
-            ; END LOOP; END $$;
+        DAILY_PARTITIONS
         INSERT INTO delivery.attempts SELECT * FROM delivery.attempts_0002;
         DROP TABLE delivery.attempts_0002;
-        """
+        """.replace("DAILY_PARTITIONS", daily_partitions("delivery.attempts", "finished_at", "delivery.attempts_0002"))
     )
 
 

@@ -3,7 +3,7 @@
 Revision ID: 0002
 """
 
-from postwire_common.migrations import execute_script
+from postwire_common.migrations import daily_partitions, execute_script
 
 revision = "0002"
 down_revision = "0001"
@@ -39,19 +39,10 @@ def upgrade() -> None:
         -- yesterday on a new deployment) land here instead of failing.
         CREATE TABLE events.event_log_other PARTITION OF events.event_log DEFAULT;
 
-        -- One statement (no line of it ends in a semicolon: execute_script splits there).
-        DO $$ DECLARE day date; BEGIN
-            FOR day IN SELECT generate_series(current_date - 1, current_date + 3, '1 day')::date
-                UNION SELECT DISTINCT (time AT TIME ZONE 'UTC')::date FROM events.event_log_0001
-            LOOP EXECUTE format(
-                'CREATE TABLE IF NOT EXISTS events.event_log_p%s PARTITION OF events.event_log '
-                'FOR VALUES FROM (%L) TO (%L)',
-                to_char(day, 'YYYYMMDD'), day::timestamp AT TIME ZONE 'UTC',
-                (day + 1)::timestamp AT TIME ZONE 'UTC')
-            ; END LOOP; END $$;
+        DAILY_PARTITIONS
         INSERT INTO events.event_log SELECT * FROM events.event_log_0001;
         DROP TABLE events.event_log_0001;
-        """
+        """.replace("DAILY_PARTITIONS", daily_partitions("events.event_log", "time", "events.event_log_0001"))
     )
 
 

@@ -4,7 +4,7 @@ whole day is dropped).
 Revision ID: 0003
 """
 
-from postwire_common.migrations import execute_script
+from postwire_common.migrations import daily_partitions, execute_script
 
 revision = "0003"
 down_revision = "0002"
@@ -29,20 +29,10 @@ def upgrade() -> None:
             PRIMARY KEY (account_id, key, created_at)
         ) PARTITION BY RANGE (created_at);
         CREATE TABLE ingest.idempotency_keys_other PARTITION OF ingest.idempotency_keys DEFAULT;
-        -- One statement (no line of it ends in a semicolon: execute_script splits there).
-        DO $$ DECLARE day date; BEGIN
-            FOR day IN SELECT generate_series(current_date - 1, current_date + 3, '1 day')::date
-                UNION SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date
-                FROM ingest.idempotency_keys_0002
-            LOOP EXECUTE format(
-                'CREATE TABLE IF NOT EXISTS ingest.idempotency_keys_p%s PARTITION OF '
-                'ingest.idempotency_keys FOR VALUES FROM (%L) TO (%L)',
-                to_char(day, 'YYYYMMDD'), day::timestamp AT TIME ZONE 'UTC',
-                (day + 1)::timestamp AT TIME ZONE 'UTC')
-            ; END LOOP; END $$;
+        DAILY_PARTITIONS
         INSERT INTO ingest.idempotency_keys SELECT * FROM ingest.idempotency_keys_0002;
         DROP TABLE ingest.idempotency_keys_0002;
-        """
+        """.replace("DAILY_PARTITIONS", daily_partitions("ingest.idempotency_keys", "created_at", "ingest.idempotency_keys_0002"))
     )
 
 

@@ -3,7 +3,7 @@
 Revision ID: 0003
 """
 
-from postwire_common.migrations import execute_script
+from postwire_common.migrations import daily_partitions, execute_script
 
 revision = "0003"
 down_revision = "0002"
@@ -28,19 +28,10 @@ def upgrade() -> None:
             PRIMARY KEY (push_id, attempt, at)
         ) PARTITION BY RANGE (at);
         CREATE TABLE notifier.push_attempts_other PARTITION OF notifier.push_attempts DEFAULT;
-        -- One statement (no line of it ends in a semicolon: execute_script splits there).
-        DO $$ DECLARE day date; BEGIN
-            FOR day IN SELECT generate_series(current_date - 1, current_date + 3, '1 day')::date
-                UNION SELECT DISTINCT (at AT TIME ZONE 'UTC')::date FROM notifier.push_attempts_0002
-            LOOP EXECUTE format(
-                'CREATE TABLE IF NOT EXISTS notifier.push_attempts_p%s PARTITION OF '
-                'notifier.push_attempts FOR VALUES FROM (%L) TO (%L)',
-                to_char(day, 'YYYYMMDD'), day::timestamp AT TIME ZONE 'UTC',
-                (day + 1)::timestamp AT TIME ZONE 'UTC')
-            ; END LOOP; END $$;
+        DAILY_PARTITIONS
         INSERT INTO notifier.push_attempts SELECT * FROM notifier.push_attempts_0002;
         DROP TABLE notifier.push_attempts_0002;
-        """
+        """.replace("DAILY_PARTITIONS", daily_partitions("notifier.push_attempts", "at", "notifier.push_attempts_0002"))
     )
 
 
