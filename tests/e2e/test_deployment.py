@@ -19,10 +19,13 @@ async def test_a_second_deployment_on_the_same_vhost_refuses_to_start(
         intruder = PlatformProcess(
             ["events"], {**env, "POSTWIRE_DATABASE_URL": other_database}, log_dir
         )
-        with pytest.raises(RuntimeError, match="exited"):
-            intruder.start(timeout=60)
+        try:
+            with pytest.raises(RuntimeError, match="exited"):
+                intruder.start(timeout=60)
+        finally:
+            code = intruder.stop()  # had it started, it must not outlive the test
         assert "belongs to another postwire deployment" in intruder.log_tail()
-        assert intruder.stop() == 3
+        assert code == 3
     # The first deployment is untouched.
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{platform.url}/readyz")).status_code == 200
