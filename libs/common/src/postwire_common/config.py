@@ -221,18 +221,15 @@ class Settings(BaseSettings):
                     "POSTWIRE_DELIVERY_RELAY must be host:port, e.g. 127.0.0.1:1025"
                 ) from None
         for entry in self.delivery_lane_overrides:
-            domain, sep, value = entry.partition("=")
-            connections, _, rate = value.partition("/")
-            if not (sep and domain.strip() and connections.isdigit() and int(connections) > 0):
-                raise ValueError(
-                    f"POSTWIRE_DELIVERY_LANE_OVERRIDES: {entry!r} is not "
-                    "domain=connections[/rate], e.g. gmail.com=4/20"
-                )
-            if rate and not _RATE.fullmatch(rate):
-                raise ValueError(f"POSTWIRE_DELIVERY_LANE_OVERRIDES: {rate!r} is not a rate")
+            parse_lane_override(entry)
         for server in self.dns_nameservers:
             split_host_port(server, default_port=53)
         return self
+
+    @property
+    def lane_overrides(self) -> dict[str, tuple[int, float]]:
+        """``POSTWIRE_DELIVERY_LANE_OVERRIDES`` as domain -> (connections, rate)."""
+        return dict(parse_lane_override(entry) for entry in self.delivery_lane_overrides)
 
     @property
     def relay(self) -> tuple[str, int] | None:
@@ -242,6 +239,22 @@ class Settings(BaseSettings):
 
 
 _RATE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def parse_lane_override(entry: str) -> tuple[str, tuple[int, float]]:
+    """``"gmail.com=4/20"`` -> ``("gmail.com", (4, 20.0))``; ``"qq.com=2"``: rate 0."""
+    domain, sep, value = entry.partition("=")
+    connections, _, rate = value.partition("/")
+    if not (sep and domain.strip() and connections.isdigit() and int(connections) > 0):
+        raise ValueError(
+            f"POSTWIRE_DELIVERY_LANE_OVERRIDES: {entry!r} is not "
+            "domain=connections[/rate], e.g. gmail.com=4/20"
+        )
+    if rate and not _RATE.fullmatch(rate):
+        raise ValueError(f"POSTWIRE_DELIVERY_LANE_OVERRIDES: {rate!r} is not a rate")
+    return domain.strip().lower().rstrip("."), (int(connections), float(rate or 0))
+
+
 _HOST_PORT = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
 
 

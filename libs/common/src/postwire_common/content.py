@@ -95,11 +95,6 @@ class ContentStore:
             content.body,
         )
 
-    async def put_many(self, items: Sequence[tuple[str, str, StoredContent]]) -> None:
-        """Several ``(content_id, account_id, content)`` in one statement (small ones:
-        the statement holds them all)."""
-        await self._pool.execute(f"WITH {insert_cte(1)} SELECT 1", *content_columns(items))
-
     async def get(self, content_id: str) -> StoredContent:
         found = self._cache.get(content_id)
         if found is not None:

@@ -4,14 +4,13 @@ A history table (the event log, delivery's attempt history) is ``PARTITION BY RA
 a timestamp. :func:`ensure` creates one partition per UTC day, from yesterday to a few
 days ahead; :func:`purge` drops whole partitions older than the retention period. So
 purging is a catalogue change, never a ``DELETE`` that leaves dead rows and vacuum work
-behind. :class:`Retention` runs both at start and then hourly, for the tables a service
-owns, with periods from its settings.
+behind. :class:`Retention` runs both at start and then hourly (a task the service spawns),
+for the tables a service owns, with periods from its settings.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Sequence
@@ -97,7 +96,6 @@ class Retention:
         self._pool = pool
         self._histories = list(histories)
         self._every = every
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> None:
         async with self._pool.acquire() as conn:
@@ -107,17 +105,8 @@ class Retention:
                 if dropped:
                     log.info("history purged", extra={"table": history.table, "dropped": dropped})
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="retention")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Every ``every`` seconds, until cancelled."""
         while True:
             await asyncio.sleep(self._every)
             try:

@@ -95,7 +95,6 @@ class Service:
         self.pool: asyncpg.Pool = db.new_pool(settings.database_url, size=settings.db_pool_size)
         self._started = False
         self._tasks: list[asyncio.Task[Any]] = []
-        self._redriver: Redriver | None = None
 
     @property
     def routers(self) -> Sequence[APIRouter]:
@@ -115,19 +114,17 @@ class Service:
         await self.on_start()
         await self.broker.start()
         if self.consumes:
-            self._redriver = Redriver(
+            redriver = Redriver(
                 self.settings.broker_url,
                 self.consumes,
                 lambda: db.ping(self.pool),
                 interval=self.settings.redrive_interval,
                 last_resort=self.last_resort,
             )
-            self._redriver.start()
+            self.spawn(redriver.run(), "redrive")
         self.log.info("started", extra={"service": self.name})
 
     async def stop(self) -> None:
-        if self._redriver is not None:
-            await self._redriver.stop()
         await self.broker.stop()  # waits for handlers in flight (graceful_timeout)
         for task in self._tasks:
             task.cancel()

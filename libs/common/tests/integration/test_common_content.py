@@ -29,7 +29,8 @@ async def test_contents_read_back_exactly_and_render_each_copy(pool: asyncpg.Poo
     small = StoredContent(b"From: a@x\r\nSubject: s\r\n", b"MIME-Version: 1.0\r\n\r\nhi\r\n")
     large = StoredContent(b"From: a@x\r\n", b"MIME-Version: 1.0\r\n\r\n" + b"x" * 600_000)
     ids = unique_name("small"), unique_name("large")
-    await writer.put_many([(ids[0], "acct", small), (ids[1], "acct", large)])
+    await writer.put(ids[0], "acct", small)
+    await writer.put(ids[1], "acct", large)
     await writer.put(ids[0], "acct", small)  # again: nothing changes
     reader.prefetch(list(ids))
     got = await asyncio.gather(*(reader.get(i) for i in (*ids, *ids)))

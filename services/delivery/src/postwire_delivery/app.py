@@ -84,13 +84,12 @@ class DeliveryService(Service):
 
     async def on_start(self) -> None:
         await self.retention.run_once()  # today's partitions exist before results come
-        self.retention.start()
+        self.spawn(self.retention.run(), "retention")
         self.relay.start()
         self.lanes.start()
         self.spawn(self._reap(), "smtp-reaper")
 
     async def on_stop(self) -> None:
-        await self.retention.stop()
         await self.lanes.stop()
         await self.relay.stop()
         await self.smtp.close()

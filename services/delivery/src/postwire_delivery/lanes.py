@@ -21,26 +21,8 @@ WORKERS_PER_CONNECTION = 4
 DEPTH_PER_CONNECTION = 16  # items a lane claims ahead, per connection
 
 
-def parse_overrides(entries: list[str]) -> dict[str, tuple[int, float]]:
-    """``["gmail.com=4/20", "qq.com=2"]`` -> ``{"gmail.com": (4, 20.0), "qq.com": (2, 0.0)}``."""
-    found: dict[str, tuple[int, float]] = {}
-    for entry in entries:
-        domain, sep, value = entry.partition("=")
-        connections, _, rate = value.partition("/")
-        try:
-            parsed = (int(connections), float(rate or 0))
-        except ValueError:
-            parsed = (0, -1.0)
-        if not sep or not domain.strip() or parsed[0] < 1 or parsed[1] < 0:
-            raise ValueError(
-                f"{entry!r} is not domain=connections[/rate], e.g. gmail.com=4/20 or qq.com=2"
-            )
-        found[domain.strip().lower().rstrip(".")] = parsed
-    return found
-
-
 def lane_policy(settings: Settings) -> Callable[[str], LanePolicy]:
-    overrides = parse_overrides(settings.delivery_lane_overrides)
+    overrides = settings.lane_overrides
     default = (settings.delivery_connections_per_host, settings.delivery_lane_rate)
 
     def policy(domain: str) -> LanePolicy:

@@ -41,7 +41,4 @@ class EventsService(Service):
 
     async def on_start(self) -> None:
         await self.retention.run_once()  # today's partitions exist before events arrive
-        self.retention.start()
-
-    async def on_stop(self) -> None:
-        await self.retention.stop()
+        self.spawn(self.retention.run(), "retention")

@@ -48,12 +48,11 @@ class IngestService(Service):
 
     async def on_start(self) -> None:
         await self.retention.run_once()  # today's partitions exist before keys are claimed
-        self.retention.start()
+        self.spawn(self.retention.run(), "retention")
         self.relay.start()
 
     async def stop(self) -> None:
         # The relay goes first, while the broker connection it publishes on is still up;
         # what it has not published stays in the outbox for the next process.
         await self.relay.stop()
-        await self.retention.stop()
         await super().stop()

@@ -63,12 +63,11 @@ class NotifierService(Service):
 
     async def on_start(self) -> None:
         await self.retention.run_once()  # today's partitions exist before pushes are made
-        self.retention.start()
+        self.spawn(self.retention.run(), "retention")
         await self.directory.start()
         self.lanes.start()
 
     async def on_stop(self) -> None:
-        await self.retention.stop()
         await self.lanes.stop()
         await self.directory.stop()
         await self.client.close()

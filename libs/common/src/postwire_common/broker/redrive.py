@@ -19,7 +19,6 @@ crash in between re-drives a message twice (consumers are idempotent), never los
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -53,19 +52,9 @@ class Redriver:
         self._healthy = healthy
         self._interval = interval
         self._last_resort = last_resort
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="redrive")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Every ``interval`` seconds, until cancelled (a task the service spawns)."""
         while True:
             await asyncio.sleep(self._interval)
             try:

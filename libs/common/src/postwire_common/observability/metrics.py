@@ -46,4 +46,3 @@ DEAD_LETTERS = Gauge(
 REDRIVEN = Counter(
     "postwire_dead_letters_redriven_total", "Dead-lettered messages sent back to work.", ["queue"]
 )
-LANE_ITEMS = Gauge("postwire_lane_items", "Items held in lanes (running and waiting).", ["lanes"])
