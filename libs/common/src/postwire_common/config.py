@@ -170,7 +170,8 @@ class Settings(BaseSettings):
     attempt_retention: float = Field(
         30 * 86400.0,
         gt=0,
-        description="How long delivery and push attempt history is kept (whole days), e.g. 30d.",
+        description="How long delivery attempts, webhook pushes and push attempts are kept "
+        "(whole days), e.g. 30d.",
     )
     db_pool_size: int = Field(10, ge=1, le=500, description="PostgreSQL connections per process.")
 

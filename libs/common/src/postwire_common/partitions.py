@@ -4,7 +4,9 @@ A history table (the event log, delivery's attempt history) is ``PARTITION BY RA
 a timestamp. :func:`ensure` creates one partition per UTC day, from yesterday to a few
 days ahead; :func:`purge` drops whole partitions older than the retention period. So
 purging is a catalogue change, never a ``DELETE`` that leaves dead rows and vacuum work
-behind. :class:`Retention` runs both at start and then hourly (a task the service spawns),
+behind; only the rare rows that landed in the default partition are deleted. A history
+may name its live rows (pushes still pending): a partition holding any is kept.
+:class:`Retention` runs both at start and then hourly (a task the service spawns),
 for the tables a service owns, with periods from its settings.
 """
 
@@ -29,6 +31,9 @@ _NAME = re.compile(r"_p(\d{8})$")
 class History:
     table: str  # schema.table, partitioned by range on a timestamptz column
     keep: float  # seconds
+    # A condition on rows still in use (e.g. pushes still pending): a partition holding
+    # any is kept, and a warning says so, instead of dropping work that is not finished.
+    live: str | None = None
 
 
 def _partition(table: str, day: date) -> str:
@@ -73,18 +78,50 @@ async def partitions(conn: asyncpg.Connection, table: str) -> list[tuple[str, da
 
 
 async def purge(
-    conn: asyncpg.Connection, table: str, keep: float, now: datetime | None = None
+    conn: asyncpg.Connection,
+    table: str,
+    keep: float,
+    now: datetime | None = None,
+    live: str | None = None,
 ) -> list[str]:
-    """Drop the partitions whose whole day ended more than ``keep`` seconds ago."""
+    """Drop the partitions whose whole day ended more than ``keep`` seconds ago, except
+    those holding a row that matches ``live``."""
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(seconds=keep)
     dropped = []
     for name, day in await partitions(conn, table):
         end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-        if end <= cutoff:
-            await conn.execute(f"DROP TABLE IF EXISTS {name}")
-            dropped.append(name)
+        if end > cutoff:
+            continue
+        # Names and conditions are the services' own constants, never input.
+        query = f"SELECT EXISTS (SELECT 1 FROM {name} WHERE {live})"  # noqa: S608
+        if live and await conn.fetchval(query):
+            log.warning("an expired partition holds live rows; kept", extra={"partition": name})
+            continue
+        await conn.execute(f"DROP TABLE IF EXISTS {name}")
+        dropped.append(name)
+    await _purge_default(conn, table, cutoff, live)
     return dropped
+
+
+async def _purge_default(
+    conn: asyncpg.Connection, table: str, cutoff: datetime, live: str | None
+) -> None:
+    """Rows of days that had no partition of their own (late stragglers, a clock far off)
+    wait in the default partition; the few older than the cutoff are deleted there."""
+    row = await conn.fetchrow(
+        "SELECT d.oid::regclass::text AS name, pg_get_partkeydef(p.partrelid) AS key "
+        "FROM pg_partitioned_table p JOIN pg_class d ON d.oid = p.partdefid "
+        "WHERE p.partrelid = $1::regclass",
+        table,
+    )
+    match = re.fullmatch(r"RANGE \((\w+)\)", row["key"]) if row else None
+    if row is None or match is None:
+        return
+    condition = f"{match.group(1)} < $1" + (f" AND NOT ({live})" if live else "")
+    status = await conn.execute(f"DELETE FROM {row['name']} WHERE {condition}", cutoff)  # noqa: S608
+    if status != "DELETE 0":
+        log.info("stragglers purged", extra={"partition": row["name"], "status": status})
 
 
 class Retention:
@@ -101,7 +138,7 @@ class Retention:
         async with self._pool.acquire() as conn:
             for history in self._histories:
                 await ensure(conn, history.table)
-                dropped = await purge(conn, history.table, history.keep)
+                dropped = await purge(conn, history.table, history.keep, live=history.live)
                 if dropped:
                     log.info("history purged", extra={"table": history.table, "dropped": dropped})
 

@@ -60,3 +60,26 @@ async def test_a_day_already_in_the_default_partition_does_not_stop_the_others(
     assert date(2026, 12, 2) in days
     assert date(2026, 12, 3) not in days
     assert await conn.fetchval("SELECT count(*) FROM h.log") == 1
+
+
+async def test_a_day_with_live_rows_is_kept_and_old_stragglers_leave_the_default(
+    conn: asyncpg.Connection,
+) -> None:
+    await conn.execute("ALTER TABLE h.log ADD COLUMN pending boolean NOT NULL DEFAULT false")
+    today = date(2026, 11, 30)
+    await ensure(conn, "h.log", date(2026, 10, 10))
+    old = datetime(2026, 10, 10, 12, tzinfo=UTC)
+    await conn.execute(
+        "INSERT INTO h.log VALUES (1, $1, true), (2, $2, false)", old, old - timedelta(days=1)
+    )
+    # Rows of days without a partition of their own wait in the default partition.
+    straggler = datetime(2026, 9, 1, tzinfo=UTC)
+    await conn.execute("INSERT INTO h.log VALUES (3, $1, false), (4, $1, true)", straggler)
+    assert await conn.fetchval("SELECT count(*) FROM h.log_other") == 2
+
+    now = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    dropped = await purge(conn, "h.log", keep=30 * 86400, now=now, live="pending")
+    assert "h.log_p20261009" in dropped
+    assert "h.log_p20261010" not in dropped  # a pending row is still there
+    assert await conn.fetchval("SELECT array_agg(id ORDER BY id) FROM h.log") == [1, 4]
+    await ensure(conn, "h.log", today)

@@ -50,7 +50,11 @@ class NotifierService(Service):
         )
         handlers.register(self.broker, self.pusher)
         self.retention = Retention(
-            self.pool, [History("notifier.push_attempts", settings.attempt_retention)]
+            self.pool,
+            [
+                History("notifier.pushes", settings.attempt_retention, live="state = 'pending'"),
+                History("notifier.push_attempts", settings.attempt_retention),
+            ],
         )
         self._routers = [api.router(settings, self.store, self.client)]
 

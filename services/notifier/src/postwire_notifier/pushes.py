@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from postwire_common.config import Settings
@@ -58,12 +59,12 @@ class Pusher:
         self._schedule = settings.webhook_retry_schedule
 
     async def fan_out(self, batch: EventBatch) -> None:
-        rows: list[tuple[str, str, str, dict[str, Any]]] = []
+        rows: list[tuple[str, str, datetime, str, dict[str, Any]]] = []
         for event in batch.events:
             hooks = await self._directory.matching(event.tenant_id, event.event.value)
             if hooks:
                 body = push_body(event, self._settings.region)
-                rows.extend((h.id, event.event_id, new_token(), body) for h in hooks)
+                rows.extend((h.id, event.event_id, event.time, new_token(), body) for h in hooks)
         if rows and await self._store.create_pushes(rows):
             self._wake_lanes()
 
@@ -75,7 +76,7 @@ class Pusher:
         retry_in = None
         if not answer.ok and attempt <= len(self._schedule):
             retry_in = self._schedule[attempt - 1]
-        await self._store.record_attempt(push.id, attempt, answer, retry_in=retry_in)
+        await self._store.record_attempt(push, attempt, answer, retry_in=retry_in)
         self._note(push, attempt, answer, retry_in is not None)
 
     @staticmethod

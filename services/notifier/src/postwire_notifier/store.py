@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,7 @@ class Push:
     """A pending push, claimed for its next attempt."""
 
     id: int
+    event_at: datetime  # the partition key: updates by it touch one partition
     webhook_id: str
     url: str
     app_key: str
@@ -46,7 +48,7 @@ _CLAIM = """
 UPDATE notifier.pushes p
 SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
 FROM (
-    SELECT id FROM notifier.pushes
+    SELECT id, event_at FROM notifier.pushes
     WHERE state = 'pending' AND due_at <= now()
         AND (lease_until IS NULL OR lease_until < now())
         AND webhook_id <> ALL($3::text[])
@@ -54,8 +56,8 @@ FROM (
     LIMIT $4
     FOR UPDATE SKIP LOCKED
 ) c, notifier.webhooks w
-WHERE p.id = c.id AND w.id = p.webhook_id
-RETURNING p.id, p.webhook_id, w.url, w.app_key, p.token, p.body, p.attempts
+WHERE p.id = c.id AND p.event_at = c.event_at AND w.id = p.webhook_id
+RETURNING p.id, p.event_at, p.webhook_id, w.url, w.app_key, p.token, p.body, p.attempts
 """
 
 
@@ -126,22 +128,26 @@ class NotifierStore:
 
     # pushes --------------------------------------------------------------------------
 
-    async def create_pushes(self, pushes: Sequence[tuple[str, str, str, dict[str, Any]]]) -> int:
-        """Pushes as (webhook_id, event_id, token, body), due now; one per (webhook, event),
-        so an event announced twice is still pushed once. Returns how many are new."""
+    async def create_pushes(
+        self, pushes: Sequence[tuple[str, str, datetime, str, dict[str, Any]]]
+    ) -> int:
+        """Pushes as (webhook_id, event_id, event time, token, body), due now; one per
+        (webhook, event), so an event announced twice is still pushed once (an event's time
+        never changes). Returns how many are new."""
         if not pushes:
             return 0
-        webhook_ids, event_ids, tokens, bodies = (list(c) for c in zip(*pushes, strict=True))
+        webhook_ids, event_ids, times, tokens, bodies = (list(c) for c in zip(*pushes, strict=True))
         inserted = await self.pool.fetchval(
-            "WITH new AS (INSERT INTO notifier.pushes (webhook_id, event_id, token, body) "
-            "SELECT u.w, u.e, u.t, u.b FROM unnest($1::text[], $2::text[], $3::text[], "
-            "$4::jsonb[]) AS u(w, e, t, b) "
+            "WITH new AS (INSERT INTO notifier.pushes (webhook_id, event_id, event_at, token, "
+            "body) SELECT u.w, u.e, u.a, u.t, u.b FROM unnest($1::text[], $2::text[], "
+            "$3::timestamptz[], $4::text[], $5::jsonb[]) AS u(w, e, a, t, b) "
             # Joined with webhooks: one deleted since it was looked up gets no push.
             "JOIN notifier.webhooks h ON h.id = u.w "
-            "ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING 1) "
+            "ON CONFLICT (webhook_id, event_id, event_at) DO NOTHING RETURNING 1) "
             "SELECT count(*) FROM new",
             webhook_ids,
             event_ids,
+            times,
             tokens,
             bodies,
         )
@@ -171,7 +177,7 @@ class NotifierStore:
         )
 
     async def record_attempt(
-        self, push_id: int, attempt: int, answer: Answer, *, retry_in: float | None
+        self, push: Push, attempt: int, answer: Answer, *, retry_in: float | None
     ) -> None:
         """Record attempt ``attempt``; the push ends, or is due again in ``retry_in`` s."""
         state = "delivered" if answer.ok else ("pending" if retry_in is not None else "dropped")
@@ -182,7 +188,7 @@ class NotifierStore:
                 # Recorded already (a repeated attempt): once. Only recent days are looked at.
                 "WHERE NOT EXISTS (SELECT 1 FROM notifier.push_attempts WHERE push_id = $1 "
                 "AND attempt = $2 AND at > now() - interval '2 days') ON CONFLICT DO NOTHING",
-                push_id,
+                push.id,
                 attempt,
                 answer.status,
                 answer.latency_ms,
@@ -193,9 +199,10 @@ class NotifierStore:
             await conn.execute(
                 "UPDATE notifier.pushes SET attempts = $2, state = $3, updated_at = now(), "
                 "due_at = now() + make_interval(secs => $4), lease_owner = NULL, "
-                "lease_until = NULL WHERE id = $1 AND attempts < $2",
-                push_id,
+                "lease_until = NULL WHERE id = $1 AND event_at = $5 AND attempts < $2",
+                push.id,
                 attempt,
                 state,
                 retry_in or 0.0,
+                push.event_at,
             )

@@ -5,6 +5,7 @@ due again later; claims are per webhook lane."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -25,6 +26,9 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
         await made.close()
 
 
+NOW = datetime.now(UTC)
+
+
 async def webhook(store: NotifierStore) -> Webhook:
     hook = Webhook(unique_name("W"), unique_name("t"), "http://127.0.0.1:9/h", ["delivered"], "k")
     await store.insert_webhook(hook, 10)
@@ -35,8 +39,8 @@ async def test_an_event_announced_twice_is_one_push(pool: asyncpg.Pool) -> None:
     store = NotifierStore(pool)
     hook = await webhook(store)
     event_id = unique_name("E")
-    assert await store.create_pushes([(hook.id, event_id, "tok1", {"n": 1})]) == 1
-    assert await store.create_pushes([(hook.id, event_id, "tok2", {"n": 1})]) == 0
+    assert await store.create_pushes([(hook.id, event_id, NOW, "tok1", {"n": 1})]) == 1
+    assert await store.create_pushes([(hook.id, event_id, NOW, "tok2", {"n": 1})]) == 0
     claimed = await store.claim("n1", 100, [], 30.0)
     mine = [p for p in claimed if p.webhook_id == hook.id]
     assert [(p.token, p.attempts) for p in mine] == [("tok1", 0)]
@@ -48,21 +52,21 @@ async def test_a_failed_attempt_is_due_again_later_and_the_last_one_drops(
 ) -> None:
     store = NotifierStore(pool)
     hook = await webhook(store)
-    await store.create_pushes([(hook.id, unique_name("E"), "tok", {})])
+    await store.create_pushes([(hook.id, unique_name("E"), NOW, "tok", {})])
     [push] = [p for p in await store.claim("n1", 100, [], 30.0) if p.webhook_id == hook.id]
-    await store.record_attempt(push.id, 1, Answer(500, 3), retry_in=60.0)
+    await store.record_attempt(push, 1, Answer(500, 3), retry_in=60.0)
     row = await pool.fetchrow(
         "SELECT state, attempts, due_at > now() AS later, lease_owner FROM notifier.pushes "
         "WHERE id = $1",
         push.id,
     )
     assert dict(row) == {"state": "pending", "attempts": 1, "later": True, "lease_owner": None}
-    await store.record_attempt(push.id, 2, Answer(500, 3), retry_in=None)
+    await store.record_attempt(push, 2, Answer(500, 3), retry_in=None)
     assert (
         await pool.fetchval("SELECT state FROM notifier.pushes WHERE id = $1", push.id) == "dropped"
     )
     # A duplicate record of an earlier attempt changes nothing.
-    await store.record_attempt(push.id, 1, Answer(200, 3), retry_in=None)
+    await store.record_attempt(push, 1, Answer(200, 3), retry_in=None)
     assert (
         await pool.fetchval("SELECT state FROM notifier.pushes WHERE id = $1", push.id) == "dropped"
     )
@@ -72,8 +76,32 @@ async def test_claims_leave_out_full_webhook_lanes(pool: asyncpg.Pool) -> None:
     store = NotifierStore(pool)
     busy, free = await webhook(store), await webhook(store)
     await store.create_pushes(
-        [(busy.id, unique_name("E"), "t", {}), (free.id, unique_name("E"), "t", {})]
+        [(busy.id, unique_name("E"), NOW, "t", {}), (free.id, unique_name("E"), NOW, "t", {})]
     )
     lanes = {p.webhook_id for p in await store.claim("n1", 100, [busy.id], 30.0)}
     assert free.id in lanes
     assert busy.id not in lanes
+
+
+async def test_pushes_live_in_their_events_day_and_old_finished_days_are_dropped(
+    pool: asyncpg.Pool,
+) -> None:
+    """Retention drops whole days of pushes, but never a day with a push still pending."""
+    from postwire_common.partitions import ensure, purge
+
+    store = NotifierStore(pool)
+    hook = await webhook(store)
+    old = NOW - timedelta(days=40)
+    async with pool.acquire() as conn:
+        await ensure(conn, "notifier.pushes", old.date())
+    done, pending = unique_name("E"), unique_name("E")
+    await store.create_pushes([(hook.id, done, old, "t", {}), (hook.id, pending, NOW, "t", {})])
+    day = f"notifier.pushes_p{old:%Y%m%d}"
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(f"SELECT count(*) FROM {day} WHERE event_id = $1", done) == 1
+        await conn.execute(f"UPDATE {day} SET state = 'pending'")  # not finished yet: kept
+        assert day not in await purge(conn, "notifier.pushes", 30 * 86400, live="state = 'pending'")
+        await conn.execute(f"UPDATE {day} SET state = 'delivered'")
+        assert day in await purge(conn, "notifier.pushes", 30 * 86400, live="state = 'pending'")
+    rows = await pool.fetch("SELECT event_id FROM notifier.pushes WHERE webhook_id = $1", hook.id)
+    assert [r["event_id"] for r in rows] == [pending]
