@@ -257,6 +257,13 @@ def env_for(database_url: str, broker_url: str, dns: LoopbackDns, sink: Sink) ->
     }
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("POSTWIRE_"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected POSTWIRE_NAME=VALUE")
+    return name, value
+
+
 async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="postwire-bench-"))
     dns = LoopbackDns().start()
@@ -266,7 +273,7 @@ async def main(args: argparse.Namespace) -> None:
     try:
         async with temp_database() as database_url:
             with temp_vhost() as broker_url:
-                env = env_for(database_url, broker_url, dns, sink)
+                env = env_for(database_url, broker_url, dns, sink) | dict(args.set)
                 await asyncio.to_thread(migrate, env)
                 print(f"starting postwire ({'four processes' if args.split else 'run all'}) …")
                 if args.split:
@@ -386,4 +393,12 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for delivery")
     parser.add_argument("--size", type=int, default=2048, help="approximate message size, bytes")
     parser.add_argument("--json", help="also write the figures to this file as JSON")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="POSTWIRE_NAME=VALUE",
+        help="a setting for postwire (repeatable), e.g. --set POSTWIRE_OUTBOX_LINGER=5ms",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -46,7 +46,13 @@ class DeliveryService(Service):
             timeout=min(60.0, settings.delivery_attempt_timeout),
         )
         self.store = DeliveryStore(self.pool)
-        self.relay = OutboxRelay(self.pool, self.broker, OUTBOX_TABLE, batch=settings.outbox_batch)
+        self.relay = OutboxRelay(
+            self.pool,
+            self.broker,
+            OUTBOX_TABLE,
+            batch=settings.outbox_batch,
+            linger=settings.outbox_linger,
+        )
         policy = lane_policy(settings)
         contents = ContentStore(self.pool)
         self.deliverer = Deliverer(

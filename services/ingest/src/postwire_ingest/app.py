@@ -33,7 +33,13 @@ class IngestService(Service):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.store = IngestStore(self.pool)
-        self.relay = OutboxRelay(self.pool, self.broker, OUTBOX_TABLE, batch=settings.outbox_batch)
+        self.relay = OutboxRelay(
+            self.pool,
+            self.broker,
+            OUTBOX_TABLE,
+            batch=settings.outbox_batch,
+            linger=settings.outbox_linger,
+        )
         context = IngestContext(
             settings, self.store, Sender(self.store, ContentStore(self.pool), self.relay.wake)
         )
