@@ -178,7 +178,13 @@ async def test_unknown_paths_and_methods_answer_in_the_envelope(tenant: Tenant) 
     assert missing.status_code == 404
     assert envelope(missing)["Code"] == "not_found"
     wrong_method = await tenant.client("ingest").put("/v1/domains")
+    assert wrong_method.status_code == 405
     assert envelope(wrong_method)["Code"] == "not_available"
+    assert wrong_method.headers["allow"] == "GET, POST"
+    trace = await tenant.client("ingest").request("TRACE", "/v1/domains/nothing.example")
+    assert trace.status_code == 405
+    assert envelope(trace)["Code"] == "not_available"
+    assert trace.headers["allow"] == "DELETE, GET"
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from postwire.registry import MIGRATIONS
 from postwire_common import db
-from postwire_common.config import Settings
+from postwire_common.config import Settings, redact
 from postwire_common.migrations import upgrade
 from postwire_ingest import accounts
 from postwire_ingest.store import IngestStore
@@ -25,12 +25,13 @@ DEMO_SENDER = f"hello@{DEMO_DOMAIN}"
 
 
 def migrate(settings: Settings, only: Sequence[str] = ()) -> Iterator[str]:
-    if asyncio.run(db.ensure_database(settings.database_url)):
-        yield f"created database {db.database_name(settings.database_url)}"
+    database_url = settings.database_url.get_secret_value()
+    if asyncio.run(db.ensure_database(database_url)):
+        yield f"created database {db.database_name(database_url)}"
     for migration in MIGRATIONS:
         if only and migration.service not in only:
             continue
-        upgrade(settings.database_url, migration)
+        upgrade(database_url, migration)
         yield f"{migration.service}: schema up to date"
 
 
@@ -39,11 +40,15 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
-            shown = "(set, hidden)"
+            secret = value.get_secret_value()
+            # URLs show where they point, without password; tokens and keys not at all.
+            shown = redact(secret) if "://" in secret else "(set, hidden)"
         elif value is None:
             shown = "(unset)"
         elif isinstance(value, list):
             shown = ",".join(f"{v:g}s" if isinstance(v, float) else str(v) for v in value)
+        elif isinstance(value, str) and "://" in value:
+            shown = redact(value)
         else:
             shown = str(value)
         rows.append((f"POSTWIRE_{name.upper()}", shown, field.description or ""))
@@ -51,7 +56,7 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
 
 
 async def _with_store(settings: Settings) -> IngestStore:
-    return IngestStore(await db.create_pool(settings.database_url, size=1))
+    return IngestStore(await db.create_pool(settings.database_url.get_secret_value(), size=1))
 
 
 async def create_account(settings: Settings, name: str) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -62,12 +63,31 @@ class Settings(BaseSettings):
         env_prefix="POSTWIRE_", env_file=".env", extra="ignore", frozen=True
     )
 
-    database_url: str = Field(
-        "postgresql://postgres@127.0.0.1:5432/postwire", description="PostgreSQL DSN."
+    # URLs and tokens are SecretStr: printed, logged or repr'd they show as '**********';
+    # the value is read with .get_secret_value() where it is used, and nowhere else.
+    database_url: SecretStr = Field(
+        SecretStr("postgresql://postgres@127.0.0.1:5432/postwire"),
+        description="PostgreSQL DSN (a secret: `postwire settings` shows it without password).",
     )
-    broker_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ URL.")
+    broker_url: SecretStr = Field(
+        SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="RabbitMQ URL (a secret: `postwire settings` shows it without password).",
+    )
     admin_token: SecretStr | None = Field(
         None, description="Bearer token for /v1/admin; unset turns the admin API off."
+    )
+    env: Literal["development", "production"] = Field(
+        "development",
+        description="development or production. Production refuses to start the services "
+        "that keep secrets (ingest, notifier) without POSTWIRE_SECRET_KEYS; the container "
+        "image sets production.",
+    )
+    secret_keys: SecretStr | None = Field(
+        None,
+        description="Comma list of Fernet keys (`postwire generate-secret-key`) that encrypt "
+        "stored secrets (webhook app keys, DKIM private keys): the first encrypts, all "
+        "decrypt. To rotate: put a new key first, run `postwire rotate-secrets`, then drop "
+        "the old key. Unset in development: a generated key kept in .dev/secret-key.",
     )
     region: str = Field("local", description="Region name written into events and rules.")
     http_host: str = Field("127.0.0.1", description="HTTP listen address.")
@@ -189,7 +209,7 @@ class Settings(BaseSettings):
     def _schedule(cls, value: Any) -> list[float]:
         return parse_schedule(value)
 
-    @field_validator("admin_token", mode="before")
+    @field_validator("admin_token", "secret_keys", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -222,6 +242,8 @@ class Settings(BaseSettings):
                 "POSTWIRE_ADMIN_TOKEN is too short to be a secret: use at least 16 random "
                 "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
             )
+        if self.secret_keys is not None:
+            check_secret_keys(self.secret_keys.get_secret_value())
         if self.delivery_relay:
             try:
                 if not _HOST_PORT.fullmatch(self.delivery_relay):
@@ -247,6 +269,57 @@ class Settings(BaseSettings):
         return (
             split_host_port(self.delivery_relay, default_port=25) if self.delivery_relay else None
         )
+
+
+def secret_key_list(value: str) -> list[str]:
+    """``POSTWIRE_SECRET_KEYS`` as a list, first (the one that encrypts) first."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def check_secret_keys(value: str) -> None:
+    from cryptography.fernet import Fernet
+
+    keys = secret_key_list(value)
+    if not keys:
+        raise ValueError("POSTWIRE_SECRET_KEYS is empty; unset it or name at least one key")
+    for number, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ValueError(
+                f"POSTWIRE_SECRET_KEYS: key {number} is not a Fernet key (32 url-safe "
+                "base64-encoded bytes); make one with `postwire generate-secret-key`"
+            ) from None
+
+
+# Query parameters that carry secrets in DSNs (libpq's password, sslpassword, ...).
+_SECRET_PARAM = re.compile(r"pass|secret|token|key|auth", re.IGNORECASE)
+
+
+def redact(url: str) -> str:
+    """``url`` without its secrets: the userinfo password and any query parameter named
+    like one (``?password=``, ``sslpassword``, ``token``, ...) become ``***``. What does
+    not parse as ``scheme://...`` is hidden entirely."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(hidden)"
+    if not parts.scheme or not url.startswith(f"{parts.scheme}://"):
+        return "(hidden)"
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{hosts}" if colon else parts.netloc
+    else:
+        netloc = parts.netloc
+    query = urlencode(
+        [
+            (name, "***" if _SECRET_PARAM.search(name) else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*/:,",
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=""))
 
 
 _RATE = re.compile(r"[0-9]+(?:\.[0-9]+)?")

@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import asyncpg
@@ -28,21 +27,13 @@ from faststream.rabbit import RabbitBroker
 from postwire_common import db
 from postwire_common.broker.factory import SharedVhost, declare_topology, make_broker
 from postwire_common.broker.redrive import Redriver
-from postwire_common.config import Settings
+from postwire_common.config import Settings, redact
 
 STARTUP_PATIENCE = 30.0  # seconds to wait for PostgreSQL/RabbitMQ (e.g. pods starting together)
 
 
 class StartupError(Exception):
     """A service cannot start; the message says what to do."""
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 async def _retry_connect(connect: Callable[[], Awaitable[object]], *, what: str, hint: str) -> None:
@@ -67,14 +58,16 @@ async def _probe_broker(url: str) -> None:
 
 async def wait_for_dependencies(settings: Settings) -> None:
     """Wait up to ``STARTUP_PATIENCE`` for PostgreSQL and RabbitMQ; StartupError if not."""
+    database_url = settings.database_url.get_secret_value()
+    broker_url = settings.broker_url.get_secret_value()
     await _retry_connect(
-        lambda: db.probe(settings.database_url),
-        what=f"PostgreSQL at {redact(settings.database_url)}",
+        lambda: db.probe(database_url),
+        what=f"PostgreSQL at {redact(database_url)}",
         hint="start it, or point POSTWIRE_DATABASE_URL at it",
     )
     await _retry_connect(
-        lambda: _probe_broker(settings.broker_url),
-        what=f"RabbitMQ at {redact(settings.broker_url)}",
+        lambda: _probe_broker(broker_url),
+        what=f"RabbitMQ at {redact(broker_url)}",
         hint="start it, or point POSTWIRE_BROKER_URL at it",
     )
 
@@ -92,7 +85,9 @@ class Service:
         self.settings = settings
         self.log = logging.getLogger(f"postwire.{self.name}")
         self.broker: RabbitBroker = make_broker(settings, service=self.name)
-        self.pool: asyncpg.Pool = db.new_pool(settings.database_url, size=settings.db_pool_size)
+        self.pool: asyncpg.Pool = db.new_pool(
+            settings.database_url.get_secret_value(), size=settings.db_pool_size
+        )
         self._started = False
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -115,7 +110,7 @@ class Service:
         await self.broker.start()
         if self.consumes:
             redriver = Redriver(
-                self.settings.broker_url,
+                self.settings.broker_url.get_secret_value(),
                 self.consumes,
                 lambda: db.ping(self.pool),
                 interval=self.settings.redrive_interval,

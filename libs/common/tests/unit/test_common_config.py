@@ -6,9 +6,15 @@ import os
 import socket
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
-from postwire_common.config import Settings, parse_duration, parse_schedule, split_host_port
+from postwire_common.config import (
+    Settings,
+    parse_duration,
+    parse_schedule,
+    redact,
+    split_host_port,
+)
 
 
 @pytest.fixture
@@ -127,7 +133,62 @@ def test_parse_schedule_refuses_bad_entries(text: object) -> None:
     ],
 )
 def test_defaults_match_api_md(env: pytest.MonkeyPatch, field: str, expected: object) -> None:
-    assert getattr(settings(), field) == expected
+    value = getattr(settings(), field)
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    assert value == expected
+
+
+@pytest.mark.parametrize("field", ["database_url", "broker_url", "admin_token", "secret_keys"])
+def test_urls_tokens_and_keys_are_secret(env: pytest.MonkeyPatch, field: str) -> None:
+    env.setenv(f"POSTWIRE_{field.upper()}", "amqp://u:hunter2hunter2@h/?password=hunter2")
+    if field == "secret_keys":
+        env.setenv("POSTWIRE_SECRET_KEYS", "pD1d0f8Xb3k1Xo8nq5r3x2Q9c5Jg7nY3uKx0n2Q4m1E=")
+    loaded = settings()
+    assert isinstance(getattr(loaded, field), SecretStr)
+    assert "hunter2" not in repr(loaded)
+    assert "pD1d0f8" not in repr(loaded)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db"),
+        (
+            "postgresql://u@h/db?password=pw&sslmode=require",
+            "postgresql://u@h/db?password=***&sslmode=require",
+        ),
+        (
+            "postgresql://u:p%40w@h1,h2/db?sslpassword=pw",
+            "postgresql://u:***@h1,h2/db?sslpassword=***",
+        ),
+        ("amqp://guest:guest@127.0.0.1:5672/", "amqp://guest:***@127.0.0.1:5672/"),
+        ("amqp://h/vhost?auth_token=pw", "amqp://h/vhost?auth_token=***"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("host=h password=pw", "(hidden)"),
+    ],
+)
+def test_redact_hides_passwords_in_userinfo_and_query(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+def test_secret_keys_must_be_fernet_keys(env: pytest.MonkeyPatch) -> None:
+    env.setenv("POSTWIRE_SECRET_KEYS", "not-a-key")
+    with pytest.raises(ValidationError, match="not a Fernet key"):
+        settings()
+
+
+@pytest.mark.parametrize("value", ["development", "production"])
+def test_env_is_development_or_production(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("POSTWIRE_ENV", value)
+    assert settings().env == value
+
+
+def test_env_defaults_to_development_and_refuses_others(env: pytest.MonkeyPatch) -> None:
+    assert settings().env == "development"
+    env.setenv("POSTWIRE_ENV", "staging")
+    with pytest.raises(ValidationError):
+        settings()
 
 
 def test_default_helo_name_is_the_machines_fqdn(env: pytest.MonkeyPatch) -> None:

@@ -130,6 +130,10 @@ def client() -> TestClient:
     async def show(name: str) -> object:
         raise errors.NotFound(f"no thing {name}")
 
+    @app.delete("/things/{name}")
+    async def delete(name: str) -> object:
+        raise errors.NotFound(f"no thing {name}")
+
     @app.get("/busy")
     async def busy() -> object:
         raise errors.QuotaExceeded("sending quota reached", retry_after=12)
@@ -172,9 +176,19 @@ def test_wrong_method_is_not_available_envelope(client: TestClient) -> None:
     assert envelope(response)["Code"] == "not_available"
 
 
-def test_wrong_method_http_status_follows_the_api_table(client: TestClient) -> None:
-    # API.md: not_available is HTTP 400 ("PUT/PATCH answer not_available").
-    assert client.delete("/things").status_code == 400
+def test_wrong_method_is_http_405_with_allow(client: TestClient) -> None:
+    # HTTP: a method the resource does not have is 405 with Allow (RFC 9110 15.5.6).
+    response = client.delete("/things")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+def test_allow_names_the_methods_of_every_route_on_the_path(client: TestClient) -> None:
+    # GET and DELETE /things/{name} are two routes; Starlette's own Allow names one.
+    response = client.put("/things/box")
+    assert response.status_code == 405
+    assert envelope(response)["Code"] == "not_available"
+    assert response.headers["allow"] == "DELETE, GET"
 
 
 def test_route_raising_not_found_gives_its_description(client: TestClient) -> None:

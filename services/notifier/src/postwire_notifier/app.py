@@ -37,7 +37,7 @@ class NotifierService(Service):
         self.client = SafeClient(
             allow_private=settings.allow_private_targets, timeout=settings.webhook_timeout
         )
-        self.directory = WebhookDirectory(self.store, settings.database_url)
+        self.directory = WebhookDirectory(self.store, settings.database_url.get_secret_value())
         self.pusher = Pusher(settings, self.store, self.directory, self.client, self._wake)
         self.lanes: Lanes[Push] = Lanes(
             self.store,

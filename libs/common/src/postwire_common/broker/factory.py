@@ -24,7 +24,7 @@ from postwire_common.observability.tracing import broker_tracing_middleware, tra
 
 def make_broker(settings: Settings, *, service: str) -> RabbitBroker:
     return RabbitBroker(
-        settings.broker_url,
+        settings.broker_url.get_secret_value(),
         default_channel=Channel(publisher_confirms=True, on_return_raises=True),
         middlewares=(*_observability(), BackoffMiddleware),
         logger=logging.getLogger(f"postwire.{service}.broker"),

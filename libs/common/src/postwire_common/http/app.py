@@ -29,7 +29,7 @@ from postwire_common.service import Service
 def build_app(settings: Settings, services: Sequence[Service]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        identity_pool = await db.create_pool(settings.database_url, size=4)
+        identity_pool = await db.create_pool(settings.database_url.get_secret_value(), size=4)
         app.state.identity = Identity(identity_pool)
         started: list[Service] = []
         try:

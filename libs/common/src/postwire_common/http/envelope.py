@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from postwire_common.errors import AuthorizationFailed, PostwireError, QuotaExceeded
 from postwire_common.infra import is_infrastructure
@@ -96,19 +97,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return validation_error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             return envelope_response(
                 None, code="not_found", description="no such resource", status=404
             )
         if exc.status_code == 405:
-            # API.md's table gives not_available HTTP 400; Allow still names the methods.
+            # A method the resource does not have: HTTP's 405 with Allow (RFC 9110), and
+            # the envelope's not_available. (A declared operation that refuses an action,
+            # such as PUT on an event rule, raises NotAvailable: 400, as API.md says.)
+            allow = allowed_methods(request) or (exc.headers or {}).get("Allow", "")
             return envelope_response(
                 None,
                 code="not_available",
                 description="this method is not available on this resource",
-                status=400,
-                headers=dict(exc.headers or {}),
+                status=405,
+                headers={"Allow": allow},
             )
         if exc.status_code == 401:
             return envelope_response(
@@ -157,6 +161,18 @@ def install_error_handlers(app: FastAPI) -> None:
             description="internal error; nothing was changed",
             status=500,
         )
+
+
+def allowed_methods(request: Request) -> str:
+    """The methods of every route on the request's path (Starlette's own ``Allow``
+    names only those of the first route that matched the path)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
