@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from postwire_common.errors import InvalidValue, NotFound
+from postwire_common.errors import InvalidValue, NotAvailable, NotFound
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
+from postwire_common.http.routes import ApiRoute
+from postwire_common.instants import Instant, in_range
 from postwire_common.schemas import MNS_EVENT_TYPES, EventType
 from postwire_events.status import STATUSES
 from postwire_events.store import EventsStore, MessageQuery
@@ -57,19 +59,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, env_id = raw.split("|", 1)
-        return datetime.fromisoformat(when), env_id
+        return in_range(datetime.fromisoformat(when)), env_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidValue("cursor is not one this API returned") from None
 
 
 def router(store: EventsStore) -> APIRouter:
-    api = APIRouter(prefix="/v1/messages", tags=["messages"])
+    api = APIRouter(prefix="/v1/messages", tags=["messages"], route_class=ApiRoute)
 
     @api.get("", summary="Search sent messages (sending details)")
     async def search(
         principal: CurrentPrincipal,
-        since: Annotated[datetime | None, Query(description="Accepted at or after.")] = None,
-        until: Annotated[datetime | None, Query(description="Accepted before.")] = None,
+        since: Annotated[Instant | None, Query(description="Accepted at or after.")] = None,
+        until: Annotated[Instant | None, Query(description="Accepted before.")] = None,
         status: Annotated[str | None, Query(description=" | ".join(STATUSES))] = None,
         rcpt: str | None = None,
         sender: Annotated[str | None, Query(alias="from")] = None,
@@ -77,7 +79,12 @@ def router(store: EventsStore) -> APIRouter:
         label: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(description="next_cursor of the last page")] = None,
+        task_id: Annotated[str | None, Query(description="Not available yet.")] = None,
+        template_id: Annotated[str | None, Query(description="Not available yet.")] = None,
     ) -> Response:
+        for name, given in (("task_id", task_id), ("template_id", template_id)):
+            if given is not None:
+                raise NotAvailable(f"{name}: filtering by {name} is not available yet")
         if status is not None and status not in STATUSES:
             raise InvalidValue(f"status must be one of {', '.join(STATUSES)}")
         rows = await store.messages(
@@ -86,8 +93,8 @@ def router(store: EventsStore) -> APIRouter:
                 since=since,
                 until=until,
                 status=status,
-                rcpt=rcpt.lower() if rcpt else None,
-                sender=sender.lower() if sender else None,
+                rcpt=rcpt,
+                sender=sender,
                 subject=subject,
                 label=label,
                 limit=limit,

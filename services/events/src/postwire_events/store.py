@@ -158,9 +158,11 @@ class EventsStore:
         if q.status is not None:
             add("status = ?", q.status)
         if q.rcpt is not None:
-            add("rcpt = ?", q.rcpt)
+            # Matched case-insensitively, as users expect (RFC 5321 lets a server treat
+            # local parts by case; no mailbox provider does). The stored value keeps its case.
+            add("lower(rcpt) = lower(?)", q.rcpt)
         if q.sender is not None:
-            add("sender = ?", q.sender)
+            add("lower(sender) = lower(?)", q.sender)
         if q.label is not None:
             add("label = ?", q.label)
         if q.subject is not None:

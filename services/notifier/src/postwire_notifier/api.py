@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from postwire_common.config import Settings
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
+from postwire_common.http.models import RequestModel
+from postwire_common.http.routes import ApiRoute
 from postwire_notifier import webhooks
 from postwire_notifier.http_client import SafeClient
 from postwire_notifier.store import NotifierStore
 
 
-class CreateWebhook(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CreateWebhook(RequestModel):
     url: str = Field(description="http(s) URL answering 200 to GET and POST.")
     events: list[str] = Field(description="Event types to push (delivered, failed, ...).")
 
 
-class TestPush(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TestPush(RequestModel):
     event: str = Field("delivered", description="Event type of the sample push.")
 
 
 def router(settings: Settings, store: NotifierStore, client: SafeClient) -> APIRouter:
-    api = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+    api = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=ApiRoute)
 
     @api.post("", status_code=201, summary="Add a webhook; its app_key is shown only now")
     async def create(body: CreateWebhook, principal: CurrentPrincipal) -> Response:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from postwire_common.errors import InvalidValue, NotFound
 from postwire_common.http.auth import AdminAccess
 from postwire_common.http.envelope import ok
+from postwire_common.http.routes import ApiRoute
 from postwire_ingest import accounts
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.api.models import CreateAccount
@@ -16,7 +17,9 @@ from postwire_ingest.domains import normalize_domain
 
 
 def router(ctx: IngestContext) -> APIRouter:
-    api = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminAccess])
+    api = APIRouter(
+        prefix="/v1/admin", tags=["admin"], route_class=ApiRoute, dependencies=[AdminAccess]
+    )
 
     @api.post("/accounts", status_code=201, summary="Create an account (tenant)")
     async def create_account(body: CreateAccount) -> Response:

@@ -7,13 +7,14 @@ from fastapi import APIRouter, Request, Response
 from postwire_common.errors import NotAvailable
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
+from postwire_common.http.routes import ApiRoute
 from postwire_ingest import accounts
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.api.models import CreateApiUser
 
 
 def router(ctx: IngestContext) -> APIRouter:
-    api = APIRouter(prefix="/v1/api-users", tags=["api-users"])
+    api = APIRouter(prefix="/v1/api-users", tags=["api-users"], route_class=ApiRoute)
 
     @api.post("", status_code=201, summary="Create an API user; its key is shown only now")
     async def create(body: CreateApiUser, principal: CurrentPrincipal) -> Response:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
+from postwire_common.http.routes import ApiRoute
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.api.models import CreateDomain
 from postwire_ingest.domains import dns_records, generate_dkim_key, normalize_domain
@@ -17,7 +18,7 @@ from postwire_ingest.limits import MAX_DOMAINS_PER_ACCOUNT
 
 
 def router(ctx: IngestContext) -> APIRouter:
-    api = APIRouter(prefix="/v1/domains", tags=["domains"])
+    api = APIRouter(prefix="/v1/domains", tags=["domains"], route_class=ApiRoute)
 
     def present(row: asyncpg.Record) -> dict[str, Any]:
         return {

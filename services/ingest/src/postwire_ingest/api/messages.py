@@ -11,6 +11,7 @@ from postwire_common.errors import InvalidValue, SizeExceeded
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.body import parse_model, read_body
 from postwire_common.http.envelope import ok
+from postwire_common.http.routes import ApiRoute
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.api.models import SendMessage
 from postwire_ingest.compose import Content, decode_attachment
@@ -19,7 +20,7 @@ from postwire_ingest.sending import SendCommand, fingerprint
 
 
 def router(ctx: IngestContext) -> APIRouter:
-    api = APIRouter(prefix="/v1/messages", tags=["messages"])
+    api = APIRouter(prefix="/v1/messages", tags=["messages"], route_class=ApiRoute)
 
     @api.post(
         "",

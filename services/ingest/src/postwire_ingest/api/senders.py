@@ -8,12 +8,13 @@ from postwire_common.addresses import check_header_value, normalize_address
 from postwire_common.errors import NotAvailable
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
+from postwire_common.http.routes import ApiRoute
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.api.models import CreateSender
 
 
 def router(ctx: IngestContext) -> APIRouter:
-    api = APIRouter(prefix="/v1/senders", tags=["senders"])
+    api = APIRouter(prefix="/v1/senders", tags=["senders"], route_class=ApiRoute)
 
     @api.post("", status_code=201, summary="Add a sender address on a verified domain")
     async def create(body: CreateSender, principal: CurrentPrincipal) -> Response:
