@@ -10,6 +10,9 @@ import threading
 from collections import defaultdict
 from typing import Any
 
+import dns.asyncresolver
+import dns.exception
+import dns.nameserver
 from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
@@ -55,6 +58,19 @@ class LoopbackDns:
     @property
     def queries(self) -> list[tuple[str, str]]:
         return list(self._zone.queries)
+
+    async def lookup(self, host: str, port: int = 0) -> list[str]:
+        """A and AAAA of ``host`` from this server (a ``netguard.Lookup``; port unused)."""
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(self.host, self.port)]
+        found: list[str] = []
+        for kind in ("A", "AAAA"):
+            try:
+                answer = await resolver.resolve(host, kind)
+            except dns.exception.DNSException:
+                continue
+            found.extend(str(r.address) for r in answer)
+        return found
 
     def start(self) -> LoopbackDns:
         self._server.start_thread()

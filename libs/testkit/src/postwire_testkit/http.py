@@ -1,12 +1,14 @@
-"""An HTTP server receiving webhook pushes (own thread).
+"""An HTTP server receiving webhook pushes (own thread); HTTPS with ``tls``.
 
-Answers 200 to GET and POST unless told otherwise: ``fail_next(n, status)`` makes the
+Connections close after each answer unless ``keep_alive`` (HTTP/1.1, as most receivers
+answer). Answers 200 to GET and POST unless told otherwise: ``fail_next(n, status)`` makes the
 next ``n`` POSTs fail, ``get_status``/``post_status`` change the default answer.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,13 +23,20 @@ class Request:
     headers: dict[str, str]
     body: bytes
     at: float = field(default_factory=time.monotonic)
+    peer_port: int = 0  # the client's port: one per connection
 
     def json(self) -> Any:
         return json.loads(self.body)
 
 
 class HttpReceiver:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+        *,
+        keep_alive: bool = False,
+    ) -> None:
         self.requests: list[Request] = []
         self.get_status = 200
         self.post_status = 200
@@ -37,6 +46,8 @@ class HttpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -46,7 +57,14 @@ class HttpReceiver:
                 hang = receiver._hangs.get(self.path) if self.command == "POST" else None
                 if hang:
                     time.sleep(hang)  # a black-holed endpoint: the client times out first
-                status = receiver._record(self.command, self.path, dict(self.headers), body)
+                request = Request(
+                    self.command,
+                    self.path,
+                    dict(self.headers),
+                    body,
+                    peer_port=self.client_address[1],
+                )
+                status = receiver._record(request)
                 payload = b"ok" if status == 200 else b"nope"
                 self.send_response(status)
                 self.send_header("content-length", str(len(payload)))
@@ -57,6 +75,11 @@ class HttpReceiver:
 
         self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
+        if tls is not None:  # the handshake happens in the handler's thread, on first read
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.scheme = "https" if tls else "http"
         self.host = host
 
     @property
@@ -64,7 +87,7 @@ class HttpReceiver:
         return int(self._server.server_address[1])
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
 
     def start(self) -> HttpReceiver:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -82,10 +105,10 @@ class HttpReceiver:
         with self._lock:
             self._failures.extend([status] * count)
 
-    def _record(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
+    def _record(self, request: Request) -> int:
         with self._lock:
-            self.requests.append(Request(method, path, headers, body))
-            if method == "GET":
+            self.requests.append(request)
+            if request.method == "GET":
                 return self.get_status
             if self._failures:
                 return self._failures.pop(0)

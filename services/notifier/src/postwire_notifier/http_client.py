@@ -1,23 +1,24 @@
 """HTTP requests to user-given URLs, safe against SSRF.
 
-The host is resolved once and every address checked (``postwire_common.netguard``);
-the request then goes to the checked IP with the original ``Host`` header and TLS server
-name, so a second DNS answer cannot redirect it (DNS rebinding). Redirects are not
-followed (a 3xx is a failed push), the whole exchange is bounded by one deadline, and
-at most ``EXCERPT`` bytes of the answer are read.
+Each new connection resolves the host once and goes to an address that passed the check
+(``transport.CheckedBackend``); the URL keeps its host name for the pool, the ``Host``
+header and TLS. Redirects are not followed (a 3xx is a failed push), the whole exchange
+is bounded by one deadline, and at most ``EXCERPT`` bytes of the answer are read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from postwire_common.errors import InvalidValue
-from postwire_common.netguard import ForbiddenTarget, resolve_checked
+from postwire_common.netguard import ForbiddenTarget, Lookup, system_lookup
+from postwire_notifier.transport import CheckedBackend, checked_transport
 
 EXCERPT = 1024
 MAX_URL = 2048
@@ -54,13 +55,21 @@ def check_url(url: str) -> str:
 
 
 class SafeClient:
-    def __init__(self, *, allow_private: bool, timeout: float) -> None:
-        self._allow_private = allow_private
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        timeout: float,
+        lookup: Lookup = system_lookup,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._timeout = timeout
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+        backend = CheckedBackend(allow_private=allow_private, lookup=lookup)
         self._client = httpx.AsyncClient(
+            transport=checked_transport(backend, limits, ssl_context),
             follow_redirects=False,
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
             headers={"User-Agent": "postwire-webhook/1"},
             trust_env=False,
         )
@@ -74,18 +83,9 @@ class SafeClient:
         def elapsed() -> int:
             return int((time.perf_counter() - started) * 1000)
 
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             async with asyncio.timeout(self._timeout):
-                ips = await resolve_checked(host, port, allow_private=self._allow_private)
-                pinned = _pin(parts, ips[0])
-                headers = {"Host": parts.netloc.rpartition("@")[2]}
-                extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-                request = self._client.build_request(
-                    method, pinned, json=json, headers=headers, extensions=extensions
-                )
+                request = self._client.build_request(method, url, json=json)
                 response = await self._client.send(request, stream=True)
                 try:
                     excerpt = await _read_excerpt(response)
@@ -98,15 +98,6 @@ class SafeClient:
         except httpx.HTTPError as exc:
             return Answer(None, elapsed(), error=f"{type(exc).__name__}: {exc}"[:500])
         return Answer(response.status_code, elapsed(), excerpt)
-
-
-def _pin(parts: SplitResult, ip: str) -> str:
-    literal = f"[{ip}]" if ":" in ip else ip
-    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
-    userinfo = parts.netloc.rpartition("@")[0]
-    if userinfo:
-        netloc = f"{userinfo}@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
 
 
 async def _read_excerpt(response: httpx.Response) -> str:

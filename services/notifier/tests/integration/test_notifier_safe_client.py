@@ -1,4 +1,4 @@
-"""The webhook HTTP client against a real HTTP server on loopback."""
+"""The webhook HTTP client against real HTTP(S) and DNS servers on loopback."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from postwire_notifier.http_client import SafeClient
+from postwire_testkit.dns import LoopbackDns
 from postwire_testkit.http import HttpReceiver
+from postwire_testkit.tls import SelfSigned, self_signed
 
 
 @pytest.fixture
@@ -28,6 +30,83 @@ async def test_private_targets_are_refused_before_any_request(receiver: HttpRece
     finally:
         await client.close()
     assert receiver.requests == []
+
+
+@pytest.fixture
+def dns() -> Iterator[LoopbackDns]:
+    server = LoopbackDns().start()
+    server.a("a.test", "127.0.0.1")
+    server.a("b.test", "127.0.0.1")  # another name, same address
+    server.a("meta.test", "169.254.169.254")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cert() -> SelfSigned:
+    return self_signed("a.test")  # valid for a.test only
+
+
+@pytest.fixture
+def https(cert: SelfSigned) -> Iterator[HttpReceiver]:
+    server = HttpReceiver(tls=cert.server_context(), keep_alive=True).start()
+    yield server
+    server.stop()
+
+
+def trusting(dns: LoopbackDns, cert: SelfSigned) -> SafeClient:
+    return SafeClient(
+        allow_private=True, timeout=2, lookup=dns.lookup, ssl_context=cert.client_context()
+    )
+
+
+async def test_tls_checks_each_host_name_even_over_a_pooled_connection(
+    dns: LoopbackDns, cert: SelfSigned, https: HttpReceiver
+) -> None:
+    client = trusting(dns, cert)
+    try:
+        first = await client.request("POST", f"https://a.test:{https.port}/a", json={})
+        other = await client.request("POST", f"https://b.test:{https.port}/b", json={})
+        again = await client.request("POST", f"https://a.test:{https.port}/a", json={})
+    finally:
+        await client.close()
+    assert first.ok
+    assert again.ok
+    assert other.status is None
+    assert other.error is not None
+    assert "CERTIFICATE_VERIFY_FAILED" in other.error
+    posts = https.posts()
+    assert [r.path for r in posts] == ["/a", "/a"]
+    assert posts[0].peer_port == posts[1].peer_port  # a.test's connection was pooled
+    assert https.posts()[0].headers["Host"] == f"a.test:{https.port}"
+
+
+async def test_tls_refuses_a_host_name_the_certificate_does_not_cover(
+    dns: LoopbackDns, cert: SelfSigned, https: HttpReceiver
+) -> None:
+    client = trusting(dns, cert)
+    try:
+        answer = await client.request("POST", f"https://b.test:{https.port}/b", json={})
+    finally:
+        await client.close()
+    assert answer.error is not None
+    assert "CERTIFICATE_VERIFY_FAILED" in answer.error
+    assert https.posts() == []
+
+
+async def test_refusal_does_not_tell_where_a_name_points(dns: LoopbackDns) -> None:
+    client = SafeClient(allow_private=False, timeout=2, lookup=dns.lookup)
+    try:
+        answers = [
+            await client.request("POST", f"http://{host}/hook", json={})
+            for host in ("meta.test", "a.test", "missing.test")
+        ]
+    finally:
+        await client.close()
+    assert [a.error for a in answers] == [
+        f"forbidden target: {host} does not resolve to a public address"
+        for host in ("meta.test", "a.test", "missing.test")
+    ]
 
 
 async def test_request_goes_to_the_checked_address_with_the_original_host(

@@ -1,13 +1,11 @@
-"""Webhook URL rules and pinning a request to the checked IP."""
+"""Webhook URL rules."""
 
 from __future__ import annotations
-
-from urllib.parse import urlsplit
 
 import pytest
 
 from postwire_common.errors import InvalidValue
-from postwire_notifier.http_client import _pin, check_url
+from postwire_notifier.http_client import check_url
 
 
 @pytest.mark.parametrize(
@@ -86,33 +84,3 @@ def test_check_url_refuses_bad_ports_and_hosts(url: str) -> None:
 def test_check_url_refuses_overlong_urls() -> None:
     with pytest.raises(InvalidValue):
         check_url("https://example.com/" + "a" * 2100)
-
-
-@pytest.mark.parametrize(
-    ("url", "ip", "pinned"),
-    [
-        ("http://example.com", "203.0.113.5", "http://203.0.113.5/"),
-        ("http://example.com/", "203.0.113.5", "http://203.0.113.5/"),
-        ("https://example.com/hook", "203.0.113.5", "https://203.0.113.5/hook"),
-        (
-            "https://example.com:8443/p/q?x=1&y=%20z",
-            "203.0.113.5",
-            "https://203.0.113.5:8443/p/q?x=1&y=%20z",
-        ),
-        ("http://example.com/p", "2001:db8::1", "http://[2001:db8::1]/p"),
-        ("http://example.com:8080/p?q", "2001:db8::1", "http://[2001:db8::1]:8080/p?q"),
-        ("http://example.com?only=query", "203.0.113.5", "http://203.0.113.5/?only=query"),
-        ("http://[2001:db8::5]:81/x", "2001:db8::5", "http://[2001:db8::5]:81/x"),
-        ("https://example.com/p#fragment", "203.0.113.5", "https://203.0.113.5/p"),
-    ],
-)
-def test_pin_replaces_the_host_by_the_checked_ip(url: str, ip: str, pinned: str) -> None:
-    assert _pin(urlsplit(url), ip) == pinned
-
-
-@pytest.mark.parametrize("ip", ["203.0.113.5", "2001:db8::1"])
-def test_pinned_url_points_at_the_ip(ip: str) -> None:
-    pinned = urlsplit(_pin(urlsplit("https://example.com:8443/hook?a=1"), ip))
-    assert pinned.hostname == ip
-    assert pinned.port == 8443
-    assert (pinned.path, pinned.query) == ("/hook", "a=1")
