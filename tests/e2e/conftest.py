@@ -75,7 +75,8 @@ def platform_env(
         "POSTWIRE_DNS_NAMESERVERS": dns.nameserver,
         "POSTWIRE_DELIVERY_PORT": str(mx.port),
         "POSTWIRE_DELIVERY_RELAY": "",
-        "POSTWIRE_ALLOW_PRIVATE_TARGETS": "true",
+        "POSTWIRE_ALLOW_PRIVATE_TARGETS": "true",  # MX hosts on loopback
+        "POSTWIRE_ALLOW_PRIVATE_WEBHOOKS": "true",  # the webhook receiver too
         "POSTWIRE_HELO_NAME": "postwire.test",
         "POSTWIRE_SOFT_BOUNCE_SCHEDULE": "1s,1s,1s",
         "POSTWIRE_WEBHOOK_RETRY_SCHEDULE": "1s,2s",

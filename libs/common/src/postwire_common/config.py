@@ -124,7 +124,13 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(3.0, description="A push slower than this has failed.")
     allow_private_targets: bool = Field(
         False,
-        description="Allow webhook, MX and relay targets in private or loopback ranges.",
+        description="Allow recipients' MX hosts in private or loopback ranges (tests, "
+        "development); webhooks have their own setting, the relay is always trusted.",
+    )
+    allow_private_webhooks: bool = Field(
+        False,
+        description="Allow webhook URLs in private or loopback ranges, for every account "
+        "(internal receivers, tests).",
     )
 
     # Ours, beyond the contract table.

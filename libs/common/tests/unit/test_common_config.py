@@ -130,6 +130,7 @@ def test_parse_schedule_refuses_bad_entries(text: object) -> None:
         ("webhook_retry_schedule", [180, 600, 1800, 3600, 21600, 43200, 86400]),
         ("webhook_timeout", 3.0),
         ("allow_private_targets", False),
+        ("allow_private_webhooks", False),
     ],
 )
 def test_defaults_match_api_md(env: pytest.MonkeyPatch, field: str, expected: object) -> None:
@@ -220,6 +221,7 @@ def test_no_relay_by_default(env: pytest.MonkeyPatch) -> None:
         ("POSTWIRE_DNS_NAMESERVERS", " [::1]:5353 , ", "dns_nameservers", ["[::1]:5353"]),
         ("POSTWIRE_SMTP_AUTH_REQUIRE_TLS", "false", "smtp_auth_require_tls", False),
         ("POSTWIRE_ALLOW_PRIVATE_TARGETS", "true", "allow_private_targets", True),
+        ("POSTWIRE_ALLOW_PRIVATE_WEBHOOKS", "true", "allow_private_webhooks", True),
         ("POSTWIRE_SMTP_PORT", "0", "smtp_port", 0),
         ("POSTWIRE_INBOUND_PORT", "0", "inbound_port", 0),
         ("POSTWIRE_REGION", "eu-1", "region", "eu-1"),

@@ -4,13 +4,17 @@ MX lookup follows RFC 5321 section 5.1: MX records by preference (equal preferen
 random order), then the A/AAAA of the domain itself when it has no MX; a "null MX"
 (RFC 7505) means the domain accepts no mail. Names are resolved through
 ``POSTWIRE_DNS_NAMESERVERS`` (or the system resolver) with a TTL-honouring cache. Every
-address is checked against private ranges (``postwire_common.netguard``) unless
+MX address is checked against private ranges (``postwire_common.netguard``) unless
 ``POSTWIRE_ALLOW_PRIVATE_TARGETS`` is set, so a recipient domain cannot point delivery at
-internal hosts; delivery then connects to exactly the address that was checked.
+internal hosts; delivery then connects to exactly the address that was checked. A refusal
+does not name the hosts or addresses (the result reaches the tenant: it would tell them
+where internal names point); the log keeps them. The relay is operator configuration:
+it is trusted wherever it is.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -25,6 +29,8 @@ from postwire_common.config import Settings, split_host_port
 from postwire_common.netguard import ForbiddenTarget, check_ip, resolve_checked
 from postwire_common.schemas import DeliveryStatus
 from postwire_delivery.results import DeliveryResult, Outcome, hard, soft
+
+log = logging.getLogger("postwire.delivery")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +107,10 @@ class Router:
         if relay is not None:
             host, port = relay
             try:
-                ips = await resolve_checked(host, port, allow_private=self._allow_private)
+                ips = await resolve_checked(host, port, allow_private=True)
             except ForbiddenTarget as exc:
-                raise NoRoute(soft(f"relay {host}: {exc}")) from None
+                log.warning("the relay does not resolve", extra={"reason": exc.detail})
+                raise NoRoute(soft("the relay does not resolve (see the delivery logs)")) from None
             return [Target(host, ip, port) for ip in ips]
         return await self._mx_targets(rcpt.rpartition("@")[2])
 
@@ -123,11 +130,14 @@ class Router:
         if targets:
             return targets
         if forbidden:
+            log.warning(
+                "mail servers refused: not at public addresses",
+                extra={"domain": domain, "refused": ", ".join(forbidden[:5])},
+            )
             raise NoRoute(
                 hard(
                     DeliveryStatus.FAILED,
-                    f"mail servers of {domain} are in private address ranges: "
-                    + ", ".join(forbidden[:3]),
+                    f"the mail servers of {domain} are not at public addresses",
                 )
             )
         raise NoRoute(soft(f"no address found for the mail servers of {domain}"))

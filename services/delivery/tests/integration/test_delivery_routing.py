@@ -66,9 +66,28 @@ async def test_mx_in_private_ranges_is_refused_unless_allowed(dns: LoopbackDns) 
     with pytest.raises(NoRoute) as caught:
         await Router(settings(dns, allow_private_targets=False)).targets("ann@multi.example")
     assert caught.value.result.outcome is Outcome.HARD
-    assert "private address" in caught.value.result.message
+    assert "not at public addresses" in caught.value.result.message
     public = await Router(settings(dns, allow_private_targets=False)).targets("x@public.example")
     assert [t.ip for t in public] == ["93.184.216.34"]
+
+
+async def test_refused_mx_result_names_no_host_or_address(dns: LoopbackDns) -> None:
+    """The result reaches the tenant (err_msg): it must not say where names point."""
+    with pytest.raises(NoRoute) as caught:
+        await Router(settings(dns, allow_private_targets=False)).targets("ann@multi.example")
+    message = caught.value.result.message
+    assert message == "the mail servers of multi.example are not at public addresses"
+    for leak in ("127.0.0", "primary.multi.example", "backup.multi.example"):
+        assert leak not in message
+
+
+@pytest.mark.parametrize("relay", ["127.0.0.1:2526", "localhost:2526"])
+async def test_relay_is_trusted_in_private_ranges(dns: LoopbackDns, relay: str) -> None:
+    """The relay is operator configuration: no private-range check, whatever MX may do."""
+    router = Router(settings(dns, delivery_relay=relay, allow_private_targets=False))
+    targets = await router.targets("ann@multi.example")
+    assert [t.port for t in targets] == [2526]
+    assert {t.ip for t in targets} <= {"127.0.0.1", "::1"}
 
 
 async def test_relay_replaces_mx_lookup(dns: LoopbackDns) -> None:

@@ -35,7 +35,7 @@ class NotifierService(Service):
         super().__init__(settings)
         self.store = NotifierStore(self.pool)
         self.client = SafeClient(
-            allow_private=settings.allow_private_targets, timeout=settings.webhook_timeout
+            allow_private=settings.allow_private_webhooks, timeout=settings.webhook_timeout
         )
         self.directory = WebhookDirectory(self.store, settings.database_url.get_secret_value())
         self.pusher = Pusher(settings, self.store, self.directory, self.client, self._wake)
