@@ -23,23 +23,28 @@ from email.utils import format_datetime
 from postwire_common.addresses import Mailbox, check_header_value
 from postwire_common.content import StoredContent
 from postwire_common.errors import EmptyValue, InvalidValue, SizeExceeded
-from postwire_ingest import mime
+from postwire_ingest import attachments, mime
 from postwire_ingest.limits import (
-    FORBIDDEN_EXTENSIONS,
     MAX_CUSTOM_HEADERS,
     MAX_MESSAGE_BYTES,
     MAX_SUBJECT_CHARS,
 )
 
 _HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")  # RFC 5322 ftext
-# Headers we write ourselves; a caller may not set or repeat them.
+# Headers we write ourselves, and headers that carry trust a receiver or a list manager
+# gives to them (authentication results, signatures, resent and trace fields): a caller
+# may not set or repeat them.
 RESERVED_HEADERS = frozenset(
     {
         "from", "to", "cc", "bcc", "subject", "date", "message-id", "mime-version",
         "content-type", "content-transfer-encoding", "content-disposition", "content-id",
         "return-path", "received", "dkim-signature", "sender", "x-postwire-env-id",
+        "authentication-results", "received-spf", "domainkey-signature", "delivered-to",
+        "envelope-to", "x-original-to", "errors-to", "require-recipient-valid-since",
     }
 )  # fmt: skip
+# Whole families: ARC-Seal, ARC-Message-Signature, Resent-From, X-Postwire-…
+RESERVED_PREFIXES = ("arc-", "resent-", "x-postwire-")
 
 
 @dataclass(frozen=True)
@@ -97,18 +102,12 @@ def decode_attachment(filename: str, content: str, content_type: str | None) -> 
     check_header_value("attachment filename", filename)
     if not filename.strip():
         raise EmptyValue("every attachment needs a filename")
-    # Windows drops trailing dots and spaces: "virus.exe. " is saved as "virus.exe".
-    stem = filename.rstrip(". ")
-    extension = "." + stem.rsplit(".", 1)[-1].lower() if "." in stem else ""
-    if extension in FORBIDDEN_EXTENSIONS:
-        raise InvalidValue(f"Not allowed attachement type {extension}")
+    attachments.check_filename(filename)
+    kind = attachments.content_type(filename, content_type)
     try:
         data = base64.b64decode(content, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidValue(f"attachment {filename!r}: content is not valid base64") from None
-    kind = (content_type or "application/octet-stream").strip().lower()
-    if not re.fullmatch(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+", kind):
-        raise InvalidValue(f"attachment {filename!r}: {content_type!r} is not a MIME type")
     return Attachment(filename, data, kind)
 
 
@@ -120,7 +119,7 @@ def check_custom_headers(headers: dict[str, str]) -> dict[str, str]:
         if not _HEADER_NAME.fullmatch(name):
             raise InvalidValue(f"{name!r} is not a valid header name")
         lowered = name.lower()
-        if lowered in RESERVED_HEADERS:
+        if lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_PREFIXES):
             raise InvalidValue(f"header {name} is set by postwire and cannot be given")
         if lowered in seen:
             raise InvalidValue(f"header {name} is given twice")

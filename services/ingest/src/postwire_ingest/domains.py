@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import idna
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
 from postwire_common.config import Settings
 from postwire_common.errors import InvalidValue
@@ -45,6 +46,12 @@ def normalize_domain(name: str) -> str:
         raise InvalidValue(f"{name!r} is not a valid domain name")
     if labels[-1].isdigit():
         raise InvalidValue(f"{name!r} is an IP address, not a domain name")
+    if labels[-1] in SPECIAL_USE_DOMAIN_NAMES:
+        # Refused here with the text that sender addresses on it would get, not later.
+        raise InvalidValue(
+            f"{name!r}: the part after the last dot is a special-use or reserved name that "
+            "cannot be used with email"
+        )
     return ascii_name
 
 

@@ -8,12 +8,3 @@ MAX_SUBJECT_CHARS = 998
 MAX_LABEL_CHARS = 64
 MAX_CUSTOM_HEADERS = 50
 MAX_ATTACHMENTS = 100
-
-# Devino: attachments with these extensions are refused.
-FORBIDDEN_EXTENSIONS = frozenset(
-    {
-        ".adp", ".bat", ".chm", ".cmd", ".com", ".cpl", ".exe", ".hta", ".ins", ".isp", ".jar",
-        ".js", ".jse", ".lib", ".lnk", ".mde", ".msc", ".msp", ".mst", ".pif", ".scr", ".sct",
-        ".shb", ".sys", ".vb", ".vbe", ".vbs", ".vxd", ".wsc", ".wsf", ".wsh",
-    }
-)  # fmt: skip

@@ -219,3 +219,17 @@ def test_record_status_comes_from_the_given_statuses(dkim: DkimKey) -> None:
         "mx": "pending",
         "tracking": "pending",
     }
+
+
+@pytest.mark.parametrize(
+    "name", ["x.send.test", "mail.local", "a.localhost", "b.invalid", "c.onion"]
+)
+def test_special_use_domains_are_refused_as_sender_addresses_on_them_would_be(name: str) -> None:
+    from postwire_common.addresses import normalize_address
+    from postwire_common.errors import InvalidEmail
+
+    with pytest.raises(InvalidValue) as caught:
+        normalize_domain(name)
+    assert "special-use or reserved name" in caught.value.description
+    with pytest.raises(InvalidEmail):
+        normalize_address(f"news@{name}")
