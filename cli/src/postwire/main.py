@@ -112,6 +112,31 @@ def new_key(api_user: str) -> None:
     _print_fields(_run_db(operations.new_key(load_settings(), api_user)))
 
 
+@cli.command("generate-secret-key")
+def generate_secret_key() -> None:
+    """Print a new random key for POSTWIRE_SECRET_KEYS."""
+    from postwire_common.crypto import generate_key
+
+    click.echo(generate_key())
+
+
+@cli.command("rotate-secrets")
+def rotate_secrets() -> None:
+    """Re-encrypt every stored secret (webhook app keys, DKIM private keys) with the first
+    key of POSTWIRE_SECRET_KEYS.
+
+    To rotate: set POSTWIRE_SECRET_KEYS=NEW,OLD on every process (restart them), run this,
+    then drop OLD. Rows still stored in plaintext are encrypted too.
+    """
+    from postwire_common.crypto import SecretKeysMissing, UndecryptableSecret
+
+    try:
+        rewritten = _run_db(operations.rotate_secrets(load_settings()))
+    except (SecretKeysMissing, UndecryptableSecret) as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_fields({f"re-encrypted {name}": count for name, count in rewritten.items()})
+
+
 @cli.command()
 @click.option("--api", default=None, help="API base URL [default: POSTWIRE_PUBLIC_URL].")
 @click.option(

@@ -15,9 +15,11 @@ from pydantic import SecretStr
 from postwire.registry import MIGRATIONS
 from postwire_common import db
 from postwire_common.config import Settings, redact
+from postwire_common.crypto import keyring
 from postwire_common.migrations import upgrade
 from postwire_ingest import accounts
 from postwire_ingest.store import IngestStore
+from postwire_notifier.store import NotifierStore
 
 DEMO_ACCOUNT = "demo"
 DEMO_DOMAIN = "demo.postwire.example"
@@ -80,6 +82,19 @@ async def new_key(settings: Settings, api_user: str) -> dict[str, Any]:
         return await accounts.regenerate_key(store, account_id, api_user)
     finally:
         await store.pool.close()
+
+
+async def rotate_secrets(settings: Settings) -> dict[str, Any]:
+    """Re-encrypt every stored secret with the first key of POSTWIRE_SECRET_KEYS (and
+    encrypt those still stored in plaintext)."""
+    keys = keyring(settings)
+    pool = await db.create_pool(settings.database_url.get_secret_value(), size=1)
+    try:
+        dkim = await IngestStore(pool, keys).rewrite_dkim_keys(rotate=True)
+        app_keys = await NotifierStore(pool, keys).rewrite_app_keys(rotate=True)
+    finally:
+        await pool.close()
+    return {"dkim_private_keys": dkim, "webhook_app_keys": app_keys}
 
 
 def seed_demo(settings: Settings, api: str, state_file: str) -> dict[str, Any]:

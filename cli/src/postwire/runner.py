@@ -60,8 +60,10 @@ def listening_socket(host: str, port: int, *, shared: bool) -> socket.socket:
 
 async def serve(names: Sequence[str], settings: Settings, *, shared_port: bool) -> bool:
     """Serve until SIGINT/SIGTERM; False if the services could not start."""
-    await wait_for_dependencies(settings)
+    # Made first (they connect nothing yet): a service that cannot run with these
+    # settings (e.g. production without POSTWIRE_SECRET_KEYS) refuses before any wait.
     services = [SERVICES[name](settings) for name in names]
+    await wait_for_dependencies(settings)
     app = build_app(settings, services)
     config = uvicorn.Config(
         app,

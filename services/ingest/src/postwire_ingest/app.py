@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
 from postwire_common.content import ContentStore
+from postwire_common.crypto import keyring
 from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
 from postwire_ingest.api import IngestContext, routers
@@ -32,7 +33,7 @@ class IngestService(Service):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.store = IngestStore(self.pool)
+        self.store = IngestStore(self.pool, keyring(settings))
         self.relay = OutboxRelay(
             self.pool,
             self.broker,
@@ -53,6 +54,7 @@ class IngestService(Service):
         return self._routers
 
     async def on_start(self) -> None:
+        await self.store.rewrite_dkim_keys(rotate=False)  # rows stored before encryption
         await self.retention.run_once()  # today's partitions exist before keys are claimed
         self.spawn(self.retention.run(), "retention")
         self.relay.start()

@@ -1,4 +1,8 @@
-"""ingest's SQL, and nowhere else. Tables live in the ``ingest`` schema."""
+"""ingest's SQL, and nowhere else. Tables live in the ``ingest`` schema.
+
+DKIM private keys are stored encrypted (``postwire_common.crypto``): encrypted on the way
+in, decrypted by :meth:`IngestStore.dkim_private_key`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import asyncpg
 from postwire_common.broker.outbox import outbox_columns
 from postwire_common.broker.publish import Outgoing
 from postwire_common.content import StoredContent, content_columns, insert_cte
+from postwire_common.crypto import Keyring
 from postwire_common.errors import AlreadyExists, NotFound
 
 OUTBOX_TABLE = "ingest.outbox"
@@ -87,8 +92,15 @@ class MessageRow:
 
 
 class IngestStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring | None = None) -> None:
         self.pool = pool
+        self._keyring_or_none = keyring
+
+    @property
+    def _keyring(self) -> Keyring:
+        if self._keyring_or_none is None:
+            raise RuntimeError("this IngestStore was made without a keyring")
+        return self._keyring_or_none
 
     # accounts and API users ------------------------------------------------------------
 
@@ -204,7 +216,7 @@ class IngestStore:
                     account_id,
                     name,
                     selector,
-                    private_pem,
+                    self._keyring.encrypt(private_pem),
                     public_b64,
                 )
             except asyncpg.UniqueViolationError:
@@ -219,6 +231,44 @@ class IngestStore:
         if row is None:
             raise NotFound(f"no domain {name}")
         return row
+
+    async def dkim_private_key(self, account_id: str, name: str) -> str:
+        """The domain's DKIM private key (PEM), decrypted."""
+        stored = await self.pool.fetchval(
+            "SELECT dkim_private_key FROM ingest.domains WHERE account_id = $1 AND name = $2",
+            account_id,
+            name,
+        )
+        if stored is None:
+            raise NotFound(f"no domain {name}")
+        return self._keyring.decrypt(stored)
+
+    async def rewrite_dkim_keys(self, *, rotate: bool) -> int:
+        """Encrypt DKIM private keys stored in plaintext (or, with ``rotate``, re-encrypt
+        every one with the first key); returns how many were rewritten."""
+        rows = await self.pool.fetch(
+            "SELECT account_id, name, dkim_private_key FROM ingest.domains "
+            "WHERE $1 OR dkim_private_key NOT LIKE 'fernet:%'",
+            rotate,
+        )
+        changes = self._keyring.rewrites(
+            (((r["account_id"], r["name"]), r["dkim_private_key"]) for r in rows), rotate=rotate
+        )
+        if not changes:
+            return 0
+        # A row changed meanwhile (deleted, or rewritten by another process) is left alone.
+        updated = await self.pool.fetchval(
+            "WITH done AS (UPDATE ingest.domains d SET dkim_private_key = u.new "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
+            "AS u(account_id, name, old, new) WHERE d.account_id = u.account_id "
+            "AND d.name = u.name AND d.dkim_private_key = u.old RETURNING 1) "
+            "SELECT count(*) FROM done",
+            [key[0] for key, _, _ in changes],
+            [key[1] for key, _, _ in changes],
+            [old for _, old, _ in changes],
+            [new for _, _, new in changes],
+        )
+        return int(updated)
 
     async def list_domains(self, account_id: str) -> list[asyncpg.Record]:
         return list(

@@ -17,6 +17,7 @@ from fastapi import APIRouter
 
 from postwire_common.broker import topology
 from postwire_common.config import Settings
+from postwire_common.crypto import keyring
 from postwire_common.lanes import Lanes
 from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
@@ -33,7 +34,7 @@ class NotifierService(Service):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.store = NotifierStore(self.pool)
+        self.store = NotifierStore(self.pool, keyring(settings))
         self.client = SafeClient(
             allow_private=settings.allow_private_webhooks, timeout=settings.webhook_timeout
         )
@@ -66,6 +67,7 @@ class NotifierService(Service):
         self.lanes.wake()
 
     async def on_start(self) -> None:
+        await self.store.rewrite_app_keys(rotate=False)  # rows stored before encryption
         await self.retention.run_once()  # today's partitions exist before pushes are made
         self.spawn(self.retention.run(), "retention")
         await self.directory.start()

@@ -1,4 +1,9 @@
-"""notifier's SQL, and nowhere else. Tables live in the ``notifier`` schema."""
+"""notifier's SQL, and nowhere else. Tables live in the ``notifier`` schema.
+
+Webhook app keys are stored encrypted (``postwire_common.crypto``): encrypted on the way
+in, decrypted on the way out, so ``Webhook.app_key`` and ``Push.app_key`` are always the
+plaintext key that signs pushes.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from postwire_common.crypto import Keyring
 from postwire_common.errors import NotFound
 from postwire_notifier.http_client import Answer
 
@@ -62,8 +68,12 @@ RETURNING p.id, p.event_at, p.webhook_id, w.url, w.app_key, p.token, p.body, p.a
 
 
 class NotifierStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring) -> None:
         self.pool = pool
+        self._keyring = keyring
+
+    def _webhook(self, row: asyncpg.Record) -> Webhook:
+        return Webhook(**{**dict(row), "app_key": self._keyring.decrypt(row["app_key"])})
 
     # webhooks ------------------------------------------------------------------------
 
@@ -84,7 +94,7 @@ class NotifierStore:
                 hook.tenant_id,
                 hook.url,
                 hook.events,
-                hook.app_key,
+                self._keyring.encrypt(hook.app_key),
             )
             await conn.execute("SELECT pg_notify('postwire_webhooks', $1)", hook.tenant_id)
 
@@ -105,7 +115,7 @@ class NotifierStore:
         )
         if row is None:
             raise NotFound(f"no webhook {webhook_id}")
-        return Webhook(**dict(row))
+        return self._webhook(row)
 
     async def delete_webhook(self, tenant_id: str, webhook_id: str) -> None:
         # The notice goes out with the commit: every process forgets the tenant's list.
@@ -124,7 +134,29 @@ class NotifierStore:
             "WHERE tenant_id = $1 ORDER BY id",
             tenant_id,
         )
-        return [Webhook(**dict(r)) for r in rows]
+        return [self._webhook(r) for r in rows]
+
+    async def rewrite_app_keys(self, *, rotate: bool) -> int:
+        """Encrypt app keys stored in plaintext (or, with ``rotate``, re-encrypt every one
+        with the first key); returns how many were rewritten."""
+        rows = await self.pool.fetch(
+            "SELECT id, app_key FROM notifier.webhooks WHERE $1 OR app_key NOT LIKE 'fernet:%'",
+            rotate,
+        )
+        changes = self._keyring.rewrites(((r["id"], r["app_key"]) for r in rows), rotate=rotate)
+        if not changes:
+            return 0
+        ids, olds, news = (list(c) for c in zip(*changes, strict=True))
+        # A row changed meanwhile (deleted, or rewritten by another process) is left alone.
+        updated = await self.pool.fetchval(
+            "WITH done AS (UPDATE notifier.webhooks w SET app_key = u.new "
+            "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, old, new) "
+            "WHERE w.id = u.id AND w.app_key = u.old RETURNING 1) SELECT count(*) FROM done",
+            ids,
+            olds,
+            news,
+        )
+        return int(updated)
 
     # pushes --------------------------------------------------------------------------
 
@@ -157,7 +189,7 @@ class NotifierStore:
         self, owner: str, limit: int, exclude: Sequence[str], lease: float
     ) -> list[Push]:
         rows = await self.pool.fetch(_CLAIM, owner, lease, list(exclude), limit)
-        return [Push(**dict(r)) for r in rows]
+        return [Push(**{**dict(r), "app_key": self._keyring.decrypt(r["app_key"])}) for r in rows]
 
     async def renew(self, owner: str, keys: Sequence[str], lease: float) -> None:
         await self.pool.execute(

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from postwire_common import db
+from postwire_common.crypto import Keyring, generate_key
 from postwire_notifier.http_client import Answer
 from postwire_notifier.store import NotifierStore, Webhook
 from postwire_testkit.infra import migrated_database, unique_name
@@ -27,6 +28,7 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
 
 
 NOW = datetime.now(UTC)
+KEYRING = Keyring([generate_key()])
 
 
 async def webhook(store: NotifierStore) -> Webhook:
@@ -36,7 +38,7 @@ async def webhook(store: NotifierStore) -> Webhook:
 
 
 async def test_an_event_announced_twice_is_one_push(pool: asyncpg.Pool) -> None:
-    store = NotifierStore(pool)
+    store = NotifierStore(pool, KEYRING)
     hook = await webhook(store)
     event_id = unique_name("E")
     assert await store.create_pushes([(hook.id, event_id, NOW, "tok1", {"n": 1})]) == 1
@@ -50,7 +52,7 @@ async def test_an_event_announced_twice_is_one_push(pool: asyncpg.Pool) -> None:
 async def test_a_failed_attempt_is_due_again_later_and_the_last_one_drops(
     pool: asyncpg.Pool,
 ) -> None:
-    store = NotifierStore(pool)
+    store = NotifierStore(pool, KEYRING)
     hook = await webhook(store)
     await store.create_pushes([(hook.id, unique_name("E"), NOW, "tok", {})])
     [push] = [p for p in await store.claim("n1", 100, [], 30.0) if p.webhook_id == hook.id]
@@ -73,7 +75,7 @@ async def test_a_failed_attempt_is_due_again_later_and_the_last_one_drops(
 
 
 async def test_claims_leave_out_full_webhook_lanes(pool: asyncpg.Pool) -> None:
-    store = NotifierStore(pool)
+    store = NotifierStore(pool, KEYRING)
     busy, free = await webhook(store), await webhook(store)
     await store.create_pushes(
         [(busy.id, unique_name("E"), NOW, "t", {}), (free.id, unique_name("E"), NOW, "t", {})]
@@ -89,7 +91,7 @@ async def test_pushes_live_in_their_events_day_and_old_finished_days_are_dropped
     """Retention drops whole days of pushes, but never a day with a push still pending."""
     from postwire_common.partitions import ensure, purge
 
-    store = NotifierStore(pool)
+    store = NotifierStore(pool, KEYRING)
     hook = await webhook(store)
     old = NOW - timedelta(days=40)
     async with pool.acquire() as conn:
