@@ -72,6 +72,41 @@ async def test_url_that_is_not_http_is_refused(tenant: Tenant, url: str) -> None
     assert envelope(answer)["Code"] == "invalid_value"
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://a..b.example/x", "empty label"),
+        ("https://" + "a" * 64 + ".example/x", "longer than 63 characters"),
+        ("https://" + ("b" * 63 + ".") * 4 + "com/x", "longer than 253 characters"),
+        ("https://\u2488.example/x", "IDNA"),
+    ],
+)
+async def test_host_name_dns_cannot_carry_is_refused(
+    tenant: Tenant, url: str, problem: str
+) -> None:
+    answer = await tenant.client("notifier").post(
+        "/v1/webhooks", json={"url": url, "events": ["delivered"]}
+    )
+    assert answer.status_code == 400
+    reply = envelope(answer)
+    assert reply["Code"] == "invalid_value"
+    assert "invalid host name" in reply["Description"]
+    assert problem in reply["Description"]
+
+
+async def test_refusal_does_not_say_where_a_name_points(
+    tenant: Tenant, receiver: HttpReceiver
+) -> None:
+    """Private targets are allowed here (POSTWIRE_ALLOW_PRIVATE_WEBHOOKS), so a name that
+    does not resolve stands in: its answer must not name an address."""
+    answer = await tenant.client("notifier").post(
+        "/v1/webhooks", json={"url": "http://nothing.invalid/hook", "events": ["delivered"]}
+    )
+    assert answer.status_code == 400
+    description = envelope(answer)["Description"]
+    assert "nothing.invalid does not resolve to a public address" in description
+
+
 async def test_unknown_event_type_is_refused(tenant: Tenant, receiver: HttpReceiver) -> None:
     answer = await tenant.client("notifier").post(
         "/v1/webhooks", json={"url": receiver.url(), "events": ["delivered", "exploded"]}

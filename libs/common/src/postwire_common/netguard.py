@@ -81,7 +81,7 @@ async def system_lookup(host: str, port: int) -> list[str]:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise ForbiddenTarget(host, f"{host} does not resolve: {exc.strerror}") from None
-    except UnicodeError:  # a label IDNA cannot encode (check_host refuses these first)
+    except UnicodeError:  # a label IDNA cannot encode (URL checks refuse these first)
         raise ForbiddenTarget(host, f"{host} is not a valid host name") from None
     return [str(info[4][0]) for info in infos]
 

@@ -9,6 +9,7 @@ is bounded by one deadline, and at most ``EXCERPT`` bytes of the answer are read
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import ssl
 import time
 from dataclasses import dataclass
@@ -51,7 +52,44 @@ def check_url(url: str) -> str:
         raise InvalidValue("url must be an absolute http:// or https:// URL")
     if port == 0:
         raise InvalidValue("url has an invalid port")
+    problem = _host_problem(url)
+    if problem:
+        raise InvalidValue(f"url has an invalid host name: {problem}")
     return url
+
+
+MAX_LABEL = 63
+MAX_NAME = 253
+
+
+def _host_problem(url: str) -> str | None:
+    """What makes the URL's host unusable as a DNS name (RFC 1035 limits, after IDNA)."""
+    try:
+        host = httpx.URL(url).raw_host.decode("ascii")  # IDNA-encoded, as it is sent
+    except httpx.InvalidURL:
+        return (
+            "it cannot be encoded as an internationalized domain name (IDNA; labels "
+            f"of 1 to {MAX_LABEL} characters once encoded)"
+        )
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return None
+    name = host[:-1] if host.endswith(".") else host  # one final dot: a rooted name
+    labels = name.split(".")
+    if "" in labels:
+        return "it has an empty label (a leading dot or two dots in a row)"
+    if any(len(label) > MAX_LABEL for label in labels):
+        return f"a label is longer than {MAX_LABEL} characters"
+    if len(name) > MAX_NAME:
+        return f"it is longer than {MAX_NAME} characters"
+    try:
+        name.encode("idna")  # what the resolver call does with it
+    except UnicodeError:
+        return "it cannot be encoded as an internationalized domain name (IDNA)"
+    return None
 
 
 class SafeClient:

@@ -84,3 +84,35 @@ def test_check_url_refuses_bad_ports_and_hosts(url: str) -> None:
 def test_check_url_refuses_overlong_urls() -> None:
     with pytest.raises(InvalidValue):
         check_url("https://example.com/" + "a" * 2100)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://a..b.example/x", "empty label"),
+        ("https://.example/x", "empty label"),
+        ("https://example.com../x", "empty label"),
+        ("https://" + "a" * 64 + ".example/x", "longer than 63"),
+        ("https://b\u00fccher" + "a" * 55 + ".example/x", "IDNA"),  # 61, > 63 encoded
+        ("https://" + ("b" * 63 + ".") * 4 + "com/x", "longer than 253"),
+        ("https://\u2488.example/x", "IDNA"),  # a character IDNA cannot encode
+    ],
+)
+def test_check_url_refuses_host_names_dns_cannot_carry(url: str, problem: str) -> None:
+    with pytest.raises(InvalidValue, match="invalid host name") as caught:
+        check_url(url)
+    assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://" + "a" * 63 + ".example/x",
+        "https://" + ("b" * 62 + ".") * 3 + "b" * 60 + ".com/x",  # 253 characters
+        "https://example.com./x",  # rooted
+        "https://b\u00fccher.example/x",
+        "https://hooks_1.example/x",
+    ],
+)
+def test_check_url_accepts_host_names_at_the_limits(url: str) -> None:
+    assert check_url(url) == url
