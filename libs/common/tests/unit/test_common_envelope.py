@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.testclient import TestClient
@@ -134,6 +134,18 @@ def client() -> TestClient:
     async def delete(name: str) -> object:
         raise errors.NotFound(f"no thing {name}")
 
+    included = APIRouter(prefix="/boxes")
+
+    @included.get("/{name}")
+    async def show_box(name: str) -> object:
+        raise errors.NotFound(f"no box {name}")
+
+    @included.post("/{name}")
+    async def fill_box(name: str) -> object:
+        raise errors.NotFound(f"no box {name}")
+
+    app.include_router(included)
+
     @app.get("/busy")
     async def busy() -> object:
         raise errors.QuotaExceeded("sending quota reached", retry_after=12)
@@ -189,6 +201,7 @@ def test_allow_names_the_methods_of_every_route_on_the_path(client: TestClient) 
     assert response.status_code == 405
     assert envelope(response)["Code"] == "not_available"
     assert response.headers["allow"] == "DELETE, GET"
+    assert client.delete("/boxes/big").headers["allow"] == "GET, POST"  # an included router
 
 
 def test_route_raising_not_found_gives_its_description(client: TestClient) -> None:

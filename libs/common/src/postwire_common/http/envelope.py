@@ -14,10 +14,10 @@ from typing import Any, Generic, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
 
 from postwire_common.errors import AuthorizationFailed, PostwireError, QuotaExceeded
 from postwire_common.infra import is_infrastructure
@@ -166,12 +166,13 @@ def install_error_handlers(app: FastAPI) -> None:
 def allowed_methods(request: Request) -> str:
     """The methods of every route on the request's path (Starlette's own ``Allow``
     names only those of the first route that matched the path)."""
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    path = path[len(root) :] if root and path.startswith(root) else path
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods:
-            match, _ = route.matches(request.scope)
-            if match is not Match.NONE:
-                methods |= route.methods
+    for route in iter_route_contexts(request.app.router.routes):
+        pattern = getattr(route, "path_regex", None)
+        if route.methods and pattern is not None and pattern.match(path):
+            methods |= route.methods
     return ", ".join(sorted(methods))
 
 
