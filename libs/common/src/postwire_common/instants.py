@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 30, tzinfo=UTC)
@@ -30,4 +30,14 @@ def in_range(value: datetime) -> datetime:
     return utc
 
 
-Instant = Annotated[datetime, AfterValidator(in_range)]
+def iso_8601(value: object) -> object:
+    """Times are ISO 8601 text, as the OpenAPI document's ``date-time`` says; pydantic
+    would also read a number (``until=0.5``) as Unix seconds."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("a time is ISO 8601 text such as 2026-01-31T12:00:00Z")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(iso_8601), AfterValidator(in_range)]
