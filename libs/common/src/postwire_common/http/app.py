@@ -2,7 +2,8 @@
 
 Every process answers ``/healthz`` (alive), ``/readyz`` (its services reach RabbitMQ and
 PostgreSQL) and ``/metrics`` (Prometheus), whatever services it runs; the API routers
-are those of its services. The identity pool is opened here, once per process.
+are those of its services, described by ``/openapi.json`` and ``/docs`` (see
+``openapi.py``). The identity pool is opened here, once per process.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postwire_common import db
 from postwire_common.config import Settings
+from postwire_common.http import openapi
 from postwire_common.http.envelope import envelope_response, install_error_handlers
 from postwire_common.http.limits import BodyLimitMiddleware
 from postwire_common.identity import Identity
@@ -53,13 +55,14 @@ def build_app(settings: Settings, services: Sequence[Service]) -> FastAPI:
         version="1",
         summary=f"Self-hosted email delivery platform ({names})",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # openapi.install serves /docs with Swagger UI's assets, offline
         openapi_url="/openapi.json",
         redoc_url=None,
     )
     app.state.settings = settings
     app.state.services = list(services)
     install_error_handlers(app)
+    openapi.install(app, docs_url="/docs")
     larger: dict[tuple[str, str], int] = {}
     for service in services:
         larger.update(service.body_limits)
