@@ -70,16 +70,17 @@ async def create_account(settings: Settings, name: str) -> dict[str, Any]:
 
 
 async def new_key(settings: Settings, api_user: str) -> dict[str, Any]:
+    """A new key for the API user whose login (``<account>.<name>``) is ``api_user``."""
     store = await _with_store(settings)
     try:
-        account_id = await store.pool.fetchval(
-            "SELECT account_id FROM ingest.api_users WHERE name = $1", api_user
+        row = await store.pool.fetchrow(
+            "SELECT account_id, name FROM ingest.api_users WHERE login = $1", api_user
         )
-        if account_id is None:
+        if row is None:
             from postwire_common.errors import NotFound
 
-            raise NotFound(f"no API user {api_user!r}")
-        return await accounts.regenerate_key(store, account_id, api_user)
+            raise NotFound(f"no API user {api_user!r} (name it as <account>.<name>)")
+        return await accounts.regenerate_key(store, row["account_id"], row["name"])
     finally:
         await store.pool.close()
 
@@ -110,8 +111,7 @@ def seed_demo(settings: Settings, api: str, state_file: str) -> dict[str, Any]:
         if creds is None:
             answer = client.post("/v1/admin/accounts", json={"name": DEMO_ACCOUNT}, headers=admin)
             if answer.json()["Code"] == "already_exists":
-                user = f"{DEMO_ACCOUNT}_trigger"
-                creds = asyncio.run(new_key(settings, user))
+                creds = asyncio.run(_demo_key(settings))
             else:
                 _expect(answer, 201)
                 creds = answer.json()["Result"]
@@ -130,6 +130,15 @@ def seed_demo(settings: Settings, api: str, state_file: str) -> dict[str, Any]:
             409,
         )
     return {**creds, "sender": DEMO_SENDER, "domain": f"{DEMO_DOMAIN} (verified)"}
+
+
+async def _demo_key(settings: Settings) -> dict[str, Any]:
+    from postwire_common.errors import NotFound
+
+    try:
+        return await new_key(settings, accounts.login(DEMO_ACCOUNT, accounts.FIRST_API_USER))
+    except NotFound:  # a demo account made before logins had the account in them
+        return await new_key(settings, f"{DEMO_ACCOUNT}_trigger")
 
 
 def _auth(creds: dict[str, str]) -> httpx.BasicAuth:

@@ -2,7 +2,8 @@
 
 Ingest owns the ``ingest.accounts`` and ``ingest.api_users`` tables; every service checks
 HTTP Basic ``api_user:api_key`` credentials against them through :class:`Identity` and
-nothing else. Keys are random (24 bytes), so a SHA-256 digest is a sufficient hash; they
+nothing else. ``api_user`` is a user's login, ``<account>.<name>`` (names are unique only
+within their account). Keys are random (24 bytes), so a SHA-256 digest is a sufficient hash; they
 are compared in constant time. Successful checks are cached for a few seconds, so a
 deleted user or regenerated key stops working within ``CACHE_SECONDS``.
 """
@@ -27,7 +28,7 @@ class Principal:
 
     tenant_id: str
     tenant_name: str
-    api_user: str
+    api_user: str  # the login, "<account>.<name>"
     user_type: str  # "trigger" or "batch"
 
 
@@ -48,7 +49,7 @@ class Identity:
         row = await self._pool.fetchrow(
             "SELECT u.account_id, a.name AS account_name, u.type, u.key_hash "
             "FROM ingest.api_users u JOIN ingest.accounts a ON a.id = u.account_id "
-            "WHERE u.name = $1",
+            "WHERE u.login = $1",
             api_user,
         )
         # Compare against a dummy digest when the user is unknown, so timing does not

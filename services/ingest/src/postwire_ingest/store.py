@@ -69,6 +69,13 @@ SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::bytea[])
 
 
 @dataclass(frozen=True, slots=True)
+class ApiUserRow:
+    name: str  # unique within its account
+    login: str  # unique platform-wide: what HTTP Basic names
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
 class SenderRow:
     address: str
     alias: str | None
@@ -105,7 +112,7 @@ class IngestStore:
     # accounts and API users ------------------------------------------------------------
 
     async def create_account(
-        self, account_id: str, name: str, api_user: str, user_type: str, key_hash: bytes
+        self, account_id: str, name: str, api_user: ApiUserRow, key_hash: bytes
     ) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             try:
@@ -114,60 +121,74 @@ class IngestStore:
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists(f"an account named {name!r} exists") from None
-            await self._insert_api_user(conn, account_id, api_user, user_type, key_hash)
+            await self._insert_api_user(conn, account_id, api_user, key_hash)
+
+    async def account_name(self, account_id: str) -> str:
+        value = await self.pool.fetchval(
+            "SELECT name FROM ingest.accounts WHERE id = $1", account_id
+        )
+        if value is None:
+            raise NotFound("no such account")
+        return str(value)
 
     async def account_id_by_name(self, name: str) -> str | None:
         value = await self.pool.fetchval("SELECT id FROM ingest.accounts WHERE name = $1", name)
         return str(value) if value is not None else None
 
-    async def create_api_user(
-        self, account_id: str, name: str, user_type: str, key_hash: bytes
-    ) -> None:
+    async def create_api_user(self, account_id: str, user: ApiUserRow, key_hash: bytes) -> None:
         async with self.pool.acquire() as conn:
-            await self._insert_api_user(conn, account_id, name, user_type, key_hash)
+            await self._insert_api_user(conn, account_id, user, key_hash)
 
     @staticmethod
     async def _insert_api_user(
-        conn: asyncpg.Connection, account_id: str, name: str, user_type: str, key_hash: bytes
+        conn: asyncpg.Connection, account_id: str, user: ApiUserRow, key_hash: bytes
     ) -> None:
+        # Names are unique per account and logins embed the account's (unique) name, so
+        # a conflict is always with a user of the same account: it reveals nothing.
         try:
             await conn.execute(
-                "INSERT INTO ingest.api_users (name, account_id, type, key_hash) "
-                "VALUES ($1, $2, $3, $4)",
-                name,
+                "INSERT INTO ingest.api_users (name, login, account_id, type, key_hash) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                user.name,
+                user.login,
                 account_id,
-                user_type,
+                user.type,
                 key_hash,
             )
         except asyncpg.UniqueViolationError:
-            raise AlreadyExists(f"the API user name {name!r} is taken") from None
+            raise AlreadyExists(f"this account has an API user named {user.name!r}") from None
 
     async def list_api_users(self, account_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT name AS api_user, type, created_at FROM ingest.api_users "
+            "SELECT login AS api_user, name, type, created_at FROM ingest.api_users "
             "WHERE account_id = $1 ORDER BY created_at, name",
             account_id,
         )
         return [dict(r) for r in rows]
 
-    async def api_user_type(self, account_id: str, name: str) -> str:
-        value = await self.pool.fetchval(
-            "SELECT type FROM ingest.api_users WHERE account_id = $1 AND name = $2",
+    # An account's API user is named by its name or its login.
+    _API_USER = "account_id = $1 AND (name = $2 OR login = $2)"
+
+    async def api_user(self, account_id: str, name: str) -> ApiUserRow:
+        row = await self.pool.fetchrow(
+            f"SELECT name, login, type FROM ingest.api_users WHERE {self._API_USER}",  # noqa: S608
             account_id,
             name,
         )
-        if value is None:
+        if row is None:
             raise NotFound(f"no API user {name!r}")
-        return str(value)
+        return ApiUserRow(**dict(row))
 
-    async def delete_api_user(self, account_id: str, name: str) -> None:
+    async def delete_api_user(self, account_id: str, name: str) -> str:
+        """Delete the user; returns its login."""
         deleted = await self.pool.fetchval(
-            "DELETE FROM ingest.api_users WHERE account_id = $1 AND name = $2 RETURNING name",
+            f"DELETE FROM ingest.api_users WHERE {self._API_USER} RETURNING login",  # noqa: S608
             account_id,
             name,
         )
         if deleted is None:
             raise NotFound(f"no API user {name!r}")
+        return str(deleted)
 
     async def count_api_users(self, account_id: str) -> int:
         return int(
@@ -178,7 +199,7 @@ class IngestStore:
 
     async def set_api_key(self, account_id: str, name: str, key_hash: bytes) -> None:
         updated = await self.pool.fetchval(
-            "UPDATE ingest.api_users SET key_hash = $3 WHERE account_id = $1 AND name = $2 "
+            f"UPDATE ingest.api_users SET key_hash = $3 WHERE {self._API_USER} "  # noqa: S608
             "RETURNING name",
             account_id,
             name,

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from postwire_common.errors import InvalidValue
-from postwire_ingest.accounts import check_account_name, check_api_user_name
+from postwire_ingest.accounts import (
+    FIRST_API_USER,
+    check_account_name,
+    check_api_user_name,
+    login,
+)
 
 
 @pytest.mark.parametrize("name", ["a", "acme", "Acme-2024_eu", "9lives", "A" * 48])
@@ -65,6 +70,17 @@ def test_api_user_name_refused(name: str) -> None:
 
 @pytest.mark.parametrize("account", ["a", "A" * 48, "Acme-2024_eu"])
 def test_the_first_api_user_of_any_valid_account_has_a_valid_name(account: str) -> None:
-    # create_account names the first API user "<account>_trigger"
+    # create_account names the first API user "trigger", login "<account>.trigger"
     check_account_name(account)
-    assert check_api_user_name(f"{account}_trigger") == f"{account}_trigger"
+    assert check_api_user_name(FIRST_API_USER) == FIRST_API_USER
+    assert login(account, FIRST_API_USER) == f"{account}.trigger"
+
+
+@pytest.mark.parametrize(
+    ("account", "name"), [("a", "abcdef"), ("A" * 48, "x" * 64), ("acme", "ops@acme_1-")]
+)
+def test_a_login_names_its_account_and_user_unambiguously(account: str, name: str) -> None:
+    # Neither account nor API user names contain a dot: the first one splits a login.
+    check_account_name(account)
+    check_api_user_name(name)
+    assert login(account, name).split(".", 1) == [account, name]

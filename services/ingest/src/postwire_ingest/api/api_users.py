@@ -27,19 +27,21 @@ def router(ctx: IngestContext) -> APIRouter:
     async def list_(principal: CurrentPrincipal) -> Response:
         return ok(await ctx.store.list_api_users(principal.tenant_id))
 
-    @api.delete("/{name}", summary="Delete an API user")
+    # {name} is the user's name in the account or its login (api_user); another
+    # account's user is not_found, whatever its name.
+    @api.delete("/{name}", summary="Delete an API user (by name or api_user)")
     async def delete(name: str, principal: CurrentPrincipal, request: Request) -> Response:
         if await ctx.store.count_api_users(principal.tenant_id) <= 1:
-            await ctx.store.api_user_type(principal.tenant_id, name)  # not_found first
+            await ctx.store.api_user(principal.tenant_id, name)  # not_found first
             raise NotAvailable("an account keeps at least one API user")
-        await ctx.store.delete_api_user(principal.tenant_id, name)
-        request.app.state.identity.forget(name)
+        deleted = await ctx.store.delete_api_user(principal.tenant_id, name)
+        request.app.state.identity.forget(deleted)
         return ok(None)
 
     @api.post("/{name}/key", summary="Regenerate the key; the old one stops working")
     async def regenerate(name: str, principal: CurrentPrincipal, request: Request) -> Response:
         result = await accounts.regenerate_key(ctx.store, principal.tenant_id, name)
-        request.app.state.identity.forget(name)
+        request.app.state.identity.forget(result["api_user"])
         return ok(result)
 
     return api
