@@ -25,7 +25,8 @@ FROM python:3.11-slim
 ENV PATH=/opt/postwire/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    POSTWIRE_HTTP_HOST=0.0.0.0
+    POSTWIRE_HTTP_HOST=0.0.0.0 \
+    POSTWIRE_ENV=production
 # A numeric user, so Kubernetes can check runAsNonRoot without knowing the name.
 RUN groupadd --system --gid 10001 postwire \
     && useradd --system --uid 10001 --gid postwire --no-create-home --home-dir /app postwire

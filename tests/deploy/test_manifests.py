@@ -20,7 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 NGINX_CONF = ROOT / "deploy" / "gateway" / "nginx.conf"
 K8S = ROOT / "deploy" / "k8s"
-SECRET_KEYS = {"POSTWIRE_DATABASE_URL", "POSTWIRE_BROKER_URL", "POSTWIRE_ADMIN_TOKEN"}
+SECRET_KEYS = {
+    "POSTWIRE_DATABASE_URL",
+    "POSTWIRE_BROKER_URL",
+    "POSTWIRE_ADMIN_TOKEN",
+    "POSTWIRE_SECRET_KEYS",
+}
 
 # Routes of the table that no service serves yet: both gateways must already agree.
 PLANNED = [
@@ -175,7 +180,13 @@ def test_every_postwire_variable_is_a_setting() -> None:
     named |= postwire_names((ROOT / "Dockerfile").read_text())
     assert named - {f"POSTWIRE_{field.upper()}" for field in Settings.model_fields} == set()
     assert set(compose_env) >= SECRET_KEYS
-    settings_from({**compose_env, "POSTWIRE_ADMIN_TOKEN": "x" * 16})
+    settings_from(
+        {
+            **compose_env,
+            "POSTWIRE_ADMIN_TOKEN": "x" * 16,
+            "POSTWIRE_SECRET_KEYS": "pD1d0f8Xb3k1Xo8nq5r3x2Q9c5Jg7nY3uKx0n2Q4m1E=",
+        }
+    )
     settings_from(config)
     assert not SECRET_KEYS & set(config), "secrets belong in the Secret postwire-secrets"
     for workload in workloads:
