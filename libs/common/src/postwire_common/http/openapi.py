@@ -104,7 +104,18 @@ def install(app: FastAPI, *, docs_url: str = "/docs") -> None:
         )
 
 
+OVERVIEW = """\
+Every answer, errors included, is the envelope `{"Code", "Description", "Result"}`:
+`Code` is `ok` (or `not_changed`) on success, else an error code; each operation lists
+the error codes of each HTTP status it may answer. A method a path does not have
+answers 405 `not_available` with `Allow`. Authenticate with HTTP Basic
+`api_user:api_key`; the operator API under `/v1/admin` takes
+`Authorization: Bearer <POSTWIRE_ADMIN_TOKEN>`.
+"""
+
+
 def finish(document: dict[str, Any], app: FastAPI) -> dict[str, Any]:
+    document["info"].setdefault("description", OVERVIEW)
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
     _hoist_defs(document, schemas)
     schemas.update(envelope_schemas())
