@@ -98,7 +98,9 @@ class Settings(BaseSettings):
     smtp_port: int = Field(587, ge=0, le=65535, description="SMTP submission (STARTTLS); 0 off.")
     smtps_port: int = Field(465, ge=0, le=65535, description="SMTP submission (TLS); 0 off.")
     smtp_tls_cert: str | None = Field(None, description="PEM certificate for submission TLS.")
-    smtp_tls_key: str | None = Field(None, description="PEM key for submission TLS.")
+    smtp_tls_key: SecretStr | None = Field(
+        None, description="PEM key (or its file) for submission TLS; a secret, never shown."
+    )
     smtp_auth_require_tls: bool = Field(True, description="Refuse AUTH before TLS.")
     dns_nameservers: CommaList = Field(
         default_factory=list,
@@ -215,7 +217,7 @@ class Settings(BaseSettings):
     def _schedule(cls, value: Any) -> list[float]:
         return parse_schedule(value)
 
-    @field_validator("admin_token", "secret_keys", mode="before")
+    @field_validator("admin_token", "secret_keys", "smtp_tls_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value

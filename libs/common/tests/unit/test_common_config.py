@@ -140,7 +140,9 @@ def test_defaults_match_api_md(env: pytest.MonkeyPatch, field: str, expected: ob
     assert value == expected
 
 
-@pytest.mark.parametrize("field", ["database_url", "broker_url", "admin_token", "secret_keys"])
+@pytest.mark.parametrize(
+    "field", ["database_url", "broker_url", "admin_token", "secret_keys", "smtp_tls_key"]
+)
 def test_urls_tokens_and_keys_are_secret(env: pytest.MonkeyPatch, field: str) -> None:
     env.setenv(f"POSTWIRE_{field.upper()}", "amqp://u:hunter2hunter2@h/?password=hunter2")
     if field == "secret_keys":
