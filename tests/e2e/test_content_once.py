@@ -50,3 +50,22 @@ async def test_content_is_stored_once_and_every_copy_is_rendered_from_it(
         assert received.message["To"] == m["rcpt"]
         assert received.message["Message-ID"] == m["msg_id"]
         assert received.message["X-Order"] == "42"
+
+
+async def test_recipients_with_display_names_get_them_in_their_own_to_header(
+    tenant: Tenant, mx: SmtpSink
+) -> None:
+    zoe, ann = f"zoe.{tenant.name}@example.org", f"ann.{tenant.name}@example.org"
+    answer = await tenant.send([f'"Zoë Ü" <{zoe}>', f"Ann Lee <{ann.upper()}>"])
+    messages = envelope(answer)["Result"]["messages"]
+    assert [m["rcpt"] for m in messages] == [zoe, ann.upper().split("@")[0] + "@example.org"]
+    for m in messages:
+        assert await tenant.wait_for_status(m["env_id"], "delivered")
+    [to_zoe] = mx.for_rcpt(zoe)
+    assert to_zoe.rcpt_tos == [zoe]  # the envelope carries the bare address
+    raw_to = to_zoe.data.split(b"\r\nTo: ", 1)[1].split(b"\r\nMessage-ID:", 1)[0]
+    assert raw_to.isascii()  # RFC 2047 on the wire
+    assert b"=?utf-8?" in raw_to
+    assert str(to_zoe.message["To"]) == f"Zoë Ü <{zoe}>"
+    [to_ann] = mx.for_rcpt(messages[1]["rcpt"])
+    assert str(to_ann.message["To"]) == f"Ann Lee <{messages[1]['rcpt']}>"

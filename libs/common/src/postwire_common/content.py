@@ -40,9 +40,12 @@ class ContentMissing(Exception):
     """No content under this id (purged, or never committed)."""
 
 
-def render(content: StoredContent, rcpt: str, msg_id: str, env_id: str) -> bytes:
-    """One recipient's copy: the common head, the recipient's own headers, the body."""
-    own = f"To: {rcpt}\r\nMessage-ID: {msg_id}\r\nX-Postwire-Env-Id: {env_id}\r\n"
+def render(
+    content: StoredContent, rcpt: str, msg_id: str, env_id: str, to: str | None = None
+) -> bytes:
+    """One recipient's copy: the common head, the recipient's own headers, the body.
+    ``to`` is the To header's value when it carries a display name."""
+    own = f"To: {to or rcpt}\r\nMessage-ID: {msg_id}\r\nX-Postwire-Env-Id: {env_id}\r\n"
     return b"".join((content.head, own.encode("ascii"), content.body))
 
 

@@ -163,7 +163,7 @@ class Deliverer:
             async with slot, self._budget.hold(content.size * 4):
                 # A copy is rendered only now, inside the byte budget (the SMTP client
                 # makes a few more while it sends): memory follows what is in flight.
-                raw = render(content, item.rcpt, item.msg_id, item.env_id)
+                raw = render(content, item.rcpt, item.msg_id, item.env_id, item.to_header)
                 started = time.perf_counter()  # waiting for a connection is not the attempt
                 async with asyncio.timeout(self._settings.delivery_attempt_timeout):
                     result = await self._send(item, targets, raw)

@@ -37,6 +37,7 @@ class Queued:
     recv_time: datetime
     lane: str
     attempt: int
+    to_header: str | None = None  # the To header's value, when it has a display name
 
     @property
     def key(self) -> str:
@@ -57,13 +58,13 @@ class Finished:
 _INTAKE = """
 WITH new AS (
 INSERT INTO delivery.queue (env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id,
-    label, recv_time, lane)
+    label, recv_time, lane, to_header)
 SELECT u.env_id, u.request_id, u.content_id, u.tenant_id, u.sender, u.rcpt, u.msg_id,
-    u.label, u.recv_time, u.lane
+    u.label, u.recv_time, u.lane, u.to_header
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::text[], $8::text[], $9::timestamptz[], $10::text[])
+    $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[])
     AS u(env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id, label, recv_time,
-        lane)
+        lane, to_header)
 WHERE NOT EXISTS (SELECT 1 FROM delivery.results r WHERE r.env_id = u.env_id)
 ON CONFLICT (env_id) DO NOTHING
 RETURNING 1
@@ -84,7 +85,7 @@ FROM (
 ) c
 WHERE q.env_id = c.env_id
 RETURNING q.env_id, q.request_id, q.content_id, q.tenant_id, q.sender, q.rcpt, q.msg_id,
-    q.label, q.recv_time, q.lane, q.attempt
+    q.label, q.recv_time, q.lane, q.attempt, q.to_header
 """
 
 # One statement for a batch of finished attempts: history, terminal results (and the row
@@ -137,7 +138,7 @@ class DeliveryStore:
         (recipients given, recipients new)."""
         rows = [
             (r.env_id, b.request_id, b.content_id, b.tenant_id, b.sender, r.rcpt, r.msg_id,
-             b.label, b.recv_time, lane)
+             b.label, b.recv_time, lane, r.to)
             for b, lane in batches
             for r in b.recipients
         ]  # fmt: skip
@@ -184,7 +185,7 @@ class DeliveryStore:
     async def queued(self, env_id: str) -> Queued | None:
         row = await self.pool.fetchrow(
             "SELECT env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id, label, "
-            "recv_time, lane, attempt FROM delivery.queue WHERE env_id = $1",
+            "recv_time, lane, attempt, to_header FROM delivery.queue WHERE env_id = $1",
             env_id,
         )
         return Queued(**dict(row)) if row else None

@@ -84,18 +84,23 @@ def unstructured_header(name: str, value: str) -> str:
 _ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
 
 
-def from_header(sender: Mailbox) -> str:
-    """``From:`` with the display name as atoms, a quoted string or encoded words."""
-    name = sender.name
+def mailbox_value(mailbox: Mailbox, header: str) -> str:
+    """A mailbox as a header value: the display name as atoms, a quoted string or
+    RFC 2047 encoded words (UTF-8), then the address in angle brackets."""
+    name = mailbox.name
     if not name:
-        phrase = ""
-    elif _plain(name) and _ATOM_PHRASE.fullmatch(name):
+        return mailbox.address
+    if _plain(name) and _ATOM_PHRASE.fullmatch(name):
         phrase = name
     elif _plain(name):
         phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     else:
-        phrase = Header(name, "utf-8", header_name="From").encode(linesep="\r\n")
-    return f"From: {phrase} <{sender.address}>\r\n" if phrase else f"From: {sender.address}\r\n"
+        phrase = Header(name, "utf-8", header_name=header).encode(linesep="\r\n")
+    return f"{phrase} <{mailbox.address}>"
+
+
+def from_header(sender: Mailbox) -> str:
+    return f"From: {mailbox_value(sender, 'From')}\r\n"
 
 
 def decode_attachment(filename: str, content: str, content_type: str | None) -> Attachment:

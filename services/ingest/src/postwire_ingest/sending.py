@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from postwire_common.addresses import Mailbox, check_header_value, normalize_address, parse_mailbox
+from postwire_common.addresses import Mailbox, check_header_value, parse_mailbox
 from postwire_common.batching import Batcher
 from postwire_common.broker import topology
 from postwire_common.broker.publish import Outgoing
 from postwire_common.content import ContentStore, StoredContent
-from postwire_common.errors import EmptyValue, InvalidValue, SizeExceeded
+from postwire_common.errors import EmptyValue, InvalidEmail, InvalidValue, SizeExceeded
 from postwire_common.identity import Principal
 from postwire_common.ids import new_id
 from postwire_common.observability.metrics import ACCEPTED
@@ -40,7 +40,7 @@ from postwire_common.schemas import (
     RecipientBatch,
 )
 from postwire_common.ttl_cache import TtlCache
-from postwire_ingest.compose import Content, prepare
+from postwire_ingest.compose import Content, mailbox_value, prepare
 from postwire_ingest.limits import MAX_LABEL_CHARS, MAX_RECIPIENTS
 from postwire_ingest.store import IngestStore, MessageRow, SenderRow
 
@@ -77,15 +77,21 @@ def fingerprint(body: bytes) -> bytes:
     return hashlib.sha256(body).digest()
 
 
-def unique_recipients(to: Sequence[str]) -> list[str]:
+def unique_recipients(to: Sequence[str]) -> list[Mailbox]:
+    """Each recipient once (addresses compared without case; the first spelling and
+    display name win). ``ann@example.org``, ``Ann <ann@example.org>`` and
+    ``"Zoë" <zoe@example.org>`` are all accepted; a list in one string is not."""
     if not to:
         raise EmptyValue("to needs at least one recipient")
     if len(to) > MAX_RECIPIENTS:
         raise SizeExceeded(f"at most {MAX_RECIPIENTS} recipients per request")
-    seen: dict[str, str] = {}
+    seen: dict[str, Mailbox] = {}
     for value in to:
-        address = normalize_address(value, field="recipient")
-        seen.setdefault(address.lower(), address)
+        try:
+            mailbox = parse_mailbox(value, field="recipient")
+        except InvalidValue as exc:  # a control character, a display name too long
+            raise InvalidEmail(f"recipient {value!r}: {exc.description}") from None
+        seen.setdefault(mailbox.address.lower(), mailbox)
     return list(seen.values())
 
 
@@ -201,7 +207,7 @@ class Sender:
     def _per_recipient(
         principal: Principal,
         mailbox: Mailbox,
-        recipients: list[str],
+        recipients: list[Mailbox],
         size: int,
         command: SendCommand,
         label: str | None,
@@ -212,7 +218,8 @@ class Sender:
         rows: list[MessageRow] = []
         events: list[MailEvent] = []
         by_domain: dict[str, list[Recipient]] = {}
-        for rcpt in recipients:
+        for to in recipients:
+            rcpt = to.address
             env_id = new_id()
             msg_id = f"<{env_id}@{mailbox.domain}>"
             accepted.append(Accepted(env_id, msg_id, rcpt, "queued"))
@@ -224,7 +231,12 @@ class Sender:
             )  # fmt: skip
             domain = rcpt.rpartition("@")[2].lower()
             by_domain.setdefault(domain, []).append(
-                Recipient(env_id=env_id, msg_id=msg_id, rcpt=rcpt)
+                Recipient(
+                    env_id=env_id,
+                    msg_id=msg_id,
+                    rcpt=rcpt,
+                    to=mailbox_value(to, "To") if to.name else None,
+                )
             )
             events.append(
                 MailEvent(

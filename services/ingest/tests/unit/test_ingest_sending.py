@@ -24,12 +24,32 @@ from postwire_ingest.sending import check_label, unique_recipients
     ],
 )
 def test_unique_recipients(given: list[str], expected: list[str]) -> None:
-    assert unique_recipients(given) == expected
+    assert [m.address for m in unique_recipients(given)] == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "address", "name"),
+    [
+        ('"Zoë" <zoe@example.org>', "zoe@example.org", "Zoë"),
+        ("Zoë <zoe@example.org>", "zoe@example.org", "Zoë"),
+        ("Ann Lee <ann@Example.org>", "ann@example.org", "Ann Lee"),
+        ('"Lee, Ann" <ann@example.org>', "ann@example.org", "Lee, Ann"),
+        ("<ann@example.org>", "ann@example.org", ""),
+    ],
+)
+def test_recipients_may_carry_a_display_name(given: str, address: str, name: str) -> None:
+    [mailbox] = unique_recipients([given])
+    assert (mailbox.address, mailbox.name) == (address, name)
+
+
+def test_the_first_spelling_of_a_recipient_keeps_its_name() -> None:
+    found = unique_recipients(["Ann <ann@example.org>", "ANN@example.org", "Bob <b@x.org>"])
+    assert [(m.address, m.name) for m in found] == [("ann@example.org", "Ann"), ("b@x.org", "Bob")]
 
 
 def test_up_to_100_recipients_are_accepted() -> None:
     addresses = [f"user{i}@example.org" for i in range(100)]
-    assert unique_recipients(addresses) == addresses
+    assert [m.address for m in unique_recipients(addresses)] == addresses
 
 
 def test_more_than_100_recipients_is_size_exceeded() -> None:
@@ -48,8 +68,9 @@ def test_no_recipient_is_empty_value() -> None:
         "not-an-address",
         "",
         "ann@example",
-        "Ann <ann@example.org>",
+        "Ann <ann@example.org>, Bob <bob@example.org>",
         "ann@example.org\r\nBcc: x@y.org",
+        "Ann\r\nBcc: x@y.org <ann@example.org>",
     ],
 )
 def test_an_invalid_recipient_is_invalid_email(bad: str) -> None:

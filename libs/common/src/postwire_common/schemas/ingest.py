@@ -14,7 +14,12 @@ class Recipient(BaseModel):
 
     env_id: str = Field(description="The recipient message's id.")
     msg_id: str = Field(description="Message-ID header value, with angle brackets.")
-    rcpt: str = Field(description="The recipient address (RCPT TO and the To header).")
+    rcpt: str = Field(description="The recipient address (RCPT TO, and the To header).")
+    to: str | None = Field(
+        None,
+        description="The To header's value when the recipient was given with a display "
+        "name (RFC 2047-encoded, ASCII); otherwise the To header is the address.",
+    )
 
 
 class RecipientBatch(BaseModel):
