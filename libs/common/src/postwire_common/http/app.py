@@ -22,6 +22,7 @@ from postwire_common import db
 from postwire_common.config import Settings
 from postwire_common.http import openapi
 from postwire_common.http.envelope import envelope_response, install_error_handlers
+from postwire_common.http.hygiene import InputHygieneMiddleware
 from postwire_common.http.limits import BodyLimitMiddleware
 from postwire_common.identity import Identity
 from postwire_common.observability.metrics import HTTP_REQUESTS, HTTP_SECONDS
@@ -67,6 +68,7 @@ def build_app(settings: Settings, services: Sequence[Service]) -> FastAPI:
     for service in services:
         larger.update(service.body_limits)
     app.add_middleware(BodyLimitMiddleware, larger=larger)
+    app.add_middleware(InputHygieneMiddleware)
     app.add_middleware(MetricsMiddleware)
 
     @app.get("/healthz", include_in_schema=False)

@@ -136,6 +136,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if _bad_data(exc):
+            # A value the routes' own checks let through and the database refused (text
+            # it cannot store, a time out of its range): the caller's input, not our
+            # failure. Routes validate what they know of; this is the net behind them.
+            log.warning(
+                "input refused by the database",
+                extra={"method": request.method, "path": request.url.path, "error": repr(exc)},
+            )
+            return envelope_response(
+                None,
+                code="invalid_value",
+                description="a value in the request is out of range or not storable text",
+                status=400,
+            )
         if is_infrastructure(exc):
             # PostgreSQL or RabbitMQ is down: nothing was committed, the client may retry.
             log.warning(
@@ -161,6 +175,12 @@ def install_error_handlers(app: FastAPI) -> None:
             description="internal error; nothing was changed",
             status=500,
         )
+
+
+def _bad_data(exc: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(exc, asyncpg.DataError | UnicodeEncodeError)
 
 
 def allowed_methods(request: Request) -> str:
