@@ -338,3 +338,76 @@ def test_fuzz_json_strings(
     )
     _check(answer)
     assert_no_traceback(platform, mark)
+
+
+# -- the rest of its kind ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content"),
+    [
+        ("POST", "/v1/domains", b"[" * 30000 + b"]" * 30000),
+        ("POST", "/v1/domains", b'{"name":' * 7000 + b"1" + b"}" * 7000),
+        ("POST", "/v1/messages", b"[" * 200000 + b"]" * 200000),
+        ("POST", "/v1/domains", b'{"name": 1e999999}'),
+        ("POST", "/v1/domains", b'{"name": "a", "name": "b"}'),
+        ("POST", "/v1/domains", b"\xef\xbb\xbf{}"),
+        ("POST", "/v1/domains", b'{"name": "\xff"}'),
+        ("POST", "/v1/webhooks", b'{"url": "http://[::1", "events": ["delivered"]}'),
+        ("POST", "/v1/webhooks", b'{"url": "http://a:99999/", "events": ["delivered"]}'),
+        ("POST", "/v1/webhooks", b'{"url": "http://a:-1/", "events": ["delivered"]}'),
+    ],
+    ids=[
+        "deep-array", "deep-object", "deep-array-large-route", "huge-exponent",
+        "duplicate-key", "bom", "invalid-utf8", "bad-ipv6-url", "port-out-of-range",
+        "negative-port",
+    ],
+)  # fmt: skip
+async def test_malformed_json_and_urls_are_refused(
+    tenant: Tenant, platform: PlatformProcess, method: str, path: str, content: bytes
+) -> None:
+    mark = log_size(platform)
+    service = "notifier" if "webhooks" in path else "ingest"
+    answer = await tenant.client(service).request(
+        method, path, content=content, headers={"content-type": "application/json"}
+    )
+    assert 400 <= answer.status_code < 500, answer.text
+    assert_no_traceback(platform, mark)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/messages", {"limit": "0"}),
+        ("/v1/messages", {"limit": "99999999999999999999"}),
+        ("/v1/messages", {"limit": "abc"}),
+        ("/v1/messages", {"cursor": "!!!"}),
+        ("/v1/messages", {"cursor": "x" * 5000}),
+        ("/v1/messages", {"since": "2026-13-45"}),
+        ("/v1/messages", {"status": "x" * 5000}),
+        ("/v1/domains/" + "a" * 5000, {}),
+        ("/v1/messages/" + "E" * 5000, {}),
+    ],
+)
+async def test_odd_queries_are_answered_below_500(
+    tenant: Tenant, platform: PlatformProcess, path: str, params: dict[str, str]
+) -> None:
+    mark = log_size(platform)
+    answer = await tenant.client("ingest").get(path, params=params)
+    assert answer.status_code < 500, answer.text
+    envelope(answer)
+    assert_no_traceback(platform, mark)
+
+
+async def test_an_idempotency_key_is_bounded(tenant: Tenant, platform: PlatformProcess) -> None:
+    mark = log_size(platform)
+    answer = await tenant.send(["ann@example.org"], idempotency_key="k" * 5000)
+    assert answer.status_code == 400, answer.text
+    assert envelope(answer)["Code"] == "invalid_value"
+    body = {"from": tenant.sender, "to": ["ann@example.org"], "subject": "s", "text": "t"}
+    for raw in ("ключ-é".encode(), b"\xff\xfe-key"):
+        odd = await tenant.client("ingest").post(
+            "/v1/messages", json=body, headers={"Idempotency-Key": raw}
+        )
+        assert odd.status_code in (202, 400), odd.text
+    assert_no_traceback(platform, mark)
