@@ -8,7 +8,7 @@ import hmac
 
 from postwire_testkit.api import Tenant, envelope
 from postwire_testkit.http import HttpReceiver
-from postwire_testkit.smtp import SmtpSink
+from postwire_testkit.smtp import Received, SmtpSink
 from postwire_testkit.wait import eventually
 
 
@@ -43,10 +43,14 @@ async def test_send_reaches_mx_webhook_and_timeline(
 
     # Each recipient's mail arrives once, as its own message, with its own Message-ID.
     for m in messages:
-        arrived = await eventually(lambda m=m: mx.for_rcpt(m["rcpt"]), what=f"mail to {m['rcpt']}")
-        mine = [r for r in arrived if r.message["Message-ID"] == m["msg_id"]]
-        assert len(mine) == 1
-        received = mine[0]
+        # Other tests mail the same addresses: wait for this message, by its Message-ID.
+        def mine(m: dict[str, str] = m) -> list[Received]:
+            return [r for r in mx.for_rcpt(m["rcpt"]) if r.message["Message-ID"] == m["msg_id"]]
+
+        await eventually(mine, what=f"mail to {m['rcpt']}")
+        arrived = mine()
+        assert len(arrived) == 1
+        received = arrived[0]
         assert received.rcpt_tos == [m["rcpt"]]
         assert received.mail_from == tenant.sender
         mail = received.message
