@@ -21,10 +21,11 @@ from postwire_common.crypto import keyring
 from postwire_common.lanes import Lanes
 from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
-from postwire_notifier import api, handlers
+from postwire_notifier import api, handlers, resources_api
 from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.http_client import SafeClient
 from postwire_notifier.pushes import Pusher, webhook_lane
+from postwire_notifier.resource_store import ResourceStore
 from postwire_notifier.store import NotifierStore, Push
 
 
@@ -57,7 +58,13 @@ class NotifierService(Service):
                 History("notifier.push_attempts", settings.attempt_retention),
             ],
         )
-        self._routers = [api.router(settings, self.store, self.client)]
+        self.resources = ResourceStore(self.pool)
+        self._routers = [
+            api.router(settings, self.store, self.client),
+            resources_api.topics_router(self.resources),
+            resources_api.queues_router(self.resources),
+            resources_api.rules_router(self.resources),
+        ]
 
     @property
     def routers(self) -> Sequence[APIRouter]:

@@ -1,0 +1,201 @@
+"""``/v1/topics``, ``/v1/queues`` and ``/v1/event-rules``: an account's MNS resources."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from pydantic import Field
+
+from postwire_common.errors import NotAvailable
+from postwire_common.http.auth import CurrentPrincipal
+from postwire_common.http.envelope import ok
+from postwire_common.http.models import RequestModel
+from postwire_common.http.routes import ApiRoute
+from postwire_notifier.resource_store import Queue, ResourceStore, Subscription
+from postwire_notifier.resources import (
+    MAX_MESSAGE_SIZE,
+    MESSAGE_RETENTION,
+    QUEUE_NAME_MAX,
+    RULE_NAME_MAX,
+    SUBSCRIPTION_NAME_MAX,
+    TOPIC_NAME_MAX,
+    VISIBILITY_TIMEOUT,
+    ContentFormat,
+    Strategy,
+    check_event_types,
+    check_name,
+    check_range,
+    check_rule_endpoints,
+    parse_endpoint,
+)
+
+
+class CreateTopic(RequestModel):
+    name: str = Field(description="1-256 of letters, digits, '-', '_', '.'.")
+
+
+class CreateQueue(RequestModel):
+    name: str = Field(description="1-120 of letters, digits, '-', '_', '.'.")
+    visibility_timeout: int | None = Field(
+        None, description="Seconds a received message stays invisible: 1-43200, default 30."
+    )
+    message_retention: int | None = Field(
+        None, description="Seconds a message is kept: 60-1296000, default 345600 (4 days)."
+    )
+    max_message_size: int | None = Field(None, description="Bytes: 1024-65536, default 65536.")
+
+
+class CreateSubscription(RequestModel):
+    name: str = Field(description="1-256 of letters, digits, '-', '_', '.'.")
+    endpoint: str = Field(description="An http(s):// URL or queue:<name>.")
+    notify_strategy: Strategy = Field(
+        Strategy.BACKOFF_RETRY,
+        description="BACKOFF_RETRY (3 retries, 10-20 s apart) or EXPONENTIAL_DECAY_RETRY "
+        "(176 retries within a day, 1 s doubling to 512 s).",
+    )
+    content_format: ContentFormat = Field(
+        ContentFormat.SIMPLIFIED,
+        description="SIMPLIFIED (the seed's env_id=…&… line), JSON or XML.",
+    )
+
+
+class CreateRule(RequestModel):
+    name: str = Field(description="1-64 of letters, digits, '-', '_', '.'.")
+    event_types: list[str] = Field(
+        description="Deliver:SendSuccessfully, Deliver:SendFailed, Deliver:Request, "
+        "Deliver:SoftBounce, Track:Open, Track:Click, Track:Unsubscribe, Track:SpamReport."
+    )
+    endpoints: list[str] = Field(
+        description="Exactly one topic:<name>, or any http(s):// URLs and queue:<name>; "
+        "for those the rule makes its topic rule.<name> with one subscription each."
+    )
+    notify_strategy: Strategy = Field(
+        Strategy.BACKOFF_RETRY, description="For the subscriptions the rule makes."
+    )
+    content_format: ContentFormat = Field(
+        ContentFormat.SIMPLIFIED, description="For the subscriptions the rule makes."
+    )
+
+
+def topics_router(store: ResourceStore) -> APIRouter:
+    api = APIRouter(prefix="/v1/topics", tags=["topics"], route_class=ApiRoute)
+
+    @api.post("", status_code=201, summary="Create a topic")
+    async def create(body: CreateTopic, principal: CurrentPrincipal) -> Response:
+        name = check_name("topic", body.name, TOPIC_NAME_MAX)
+        await store.create_topic(principal.tenant_id, name)
+        return ok({"name": name}, status=201)
+
+    @api.get("", summary="List topics")
+    async def list_(principal: CurrentPrincipal) -> Response:
+        return ok(await store.topics(principal.tenant_id))
+
+    @api.delete("/{name}", summary="Delete a topic and its subscriptions")
+    async def delete(name: str, principal: CurrentPrincipal) -> Response:
+        await store.delete_topic(principal.tenant_id, name)
+        return ok()
+
+    @api.post("/{topic}/subscriptions", status_code=201, summary="Subscribe an endpoint")
+    async def subscribe(
+        topic: str, body: CreateSubscription, principal: CurrentPrincipal
+    ) -> Response:
+        sub = Subscription(
+            topic,
+            check_name("subscription", body.name, SUBSCRIPTION_NAME_MAX),
+            str(parse_endpoint(body.endpoint, topics_allowed=False)),
+            body.notify_strategy,
+            body.content_format,
+        )
+        await store.create_subscription(principal.tenant_id, sub)
+        return ok(
+            {
+                "topic": topic,
+                "name": sub.name,
+                "endpoint": sub.endpoint,
+                "notify_strategy": sub.notify_strategy.value,
+                "content_format": sub.content_format.value,
+            },
+            status=201,
+        )
+
+    @api.get("/{topic}/subscriptions", summary="List a topic's subscriptions")
+    async def subscriptions(topic: str, principal: CurrentPrincipal) -> Response:
+        return ok(await store.subscriptions(principal.tenant_id, topic))
+
+    @api.delete("/{topic}/subscriptions/{name}", summary="Delete a subscription")
+    async def unsubscribe(topic: str, name: str, principal: CurrentPrincipal) -> Response:
+        await store.delete_subscription(principal.tenant_id, topic, name)
+        return ok()
+
+    return api
+
+
+def queues_router(store: ResourceStore) -> APIRouter:
+    api = APIRouter(prefix="/v1/queues", tags=["queues"], route_class=ApiRoute)
+
+    @api.post("", status_code=201, summary="Create a queue")
+    async def create(body: CreateQueue, principal: CurrentPrincipal) -> Response:
+        queue = Queue(
+            check_name("queue", body.name, QUEUE_NAME_MAX),
+            check_range("visibility_timeout", body.visibility_timeout, VISIBILITY_TIMEOUT),
+            check_range("message_retention", body.message_retention, MESSAGE_RETENTION),
+            check_range("max_message_size", body.max_message_size, MAX_MESSAGE_SIZE),
+        )
+        await store.create_queue(principal.tenant_id, queue)
+        return ok(await store.queue(principal.tenant_id, queue.name), status=201)
+
+    @api.get("", summary="List queues")
+    async def list_(principal: CurrentPrincipal) -> Response:
+        return ok(await store.queues(principal.tenant_id))
+
+    @api.get("/{name}", summary="Show a queue and its settings")
+    async def show(name: str, principal: CurrentPrincipal) -> Response:
+        return ok(await store.queue(principal.tenant_id, name))
+
+    @api.delete("/{name}", summary="Delete a queue and its messages")
+    async def delete(name: str, principal: CurrentPrincipal) -> Response:
+        await store.delete_queue(principal.tenant_id, name)
+        return ok()
+
+    return api
+
+
+def rules_router(store: ResourceStore) -> APIRouter:
+    api = APIRouter(prefix="/v1/event-rules", tags=["event-rules"], route_class=ApiRoute)
+
+    @api.post("", status_code=201, summary="Create an event rule; it takes effect at once")
+    async def create(body: CreateRule, principal: CurrentPrincipal) -> Response:
+        name = check_name("event rule", body.name, RULE_NAME_MAX)
+        types = check_event_types(body.event_types)
+        endpoints = check_rule_endpoints(body.endpoints)
+        topic = await store.create_rule(
+            principal.tenant_id, name, types, endpoints, body.notify_strategy, body.content_format
+        )
+        return ok(await store.rule(principal.tenant_id, name) | {"topic": topic}, status=201)
+
+    @api.get("", summary="List event rules")
+    async def list_(principal: CurrentPrincipal) -> Response:
+        return ok(await store.rules(principal.tenant_id))
+
+    @api.get("/{name}", summary="Show an event rule")
+    async def show(name: str, principal: CurrentPrincipal) -> Response:
+        return ok(await store.rule(principal.tenant_id, name))
+
+    @api.delete("/{name}", summary="Delete an event rule and the topic it made")
+    async def delete(name: str, principal: CurrentPrincipal) -> Response:
+        await store.delete_rule(principal.tenant_id, name)
+        return ok()
+
+    def unchangeable(name: str) -> NotAvailable:
+        return NotAvailable(
+            f"event rule {name} cannot be changed (as in the seed): delete it and create a new one"
+        )
+
+    @api.put("/{name}", summary="Not available: event rules are not changed")
+    async def replace(name: str, principal: CurrentPrincipal) -> Response:
+        raise unchangeable(name)
+
+    @api.patch("/{name}", summary="Not available: event rules are not changed")
+    async def modify(name: str, principal: CurrentPrincipal) -> Response:
+        raise unchangeable(name)
+
+    return api
