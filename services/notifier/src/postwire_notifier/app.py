@@ -3,13 +3,17 @@
 Process model: one asyncio loop; ``notifier.events`` fans each ``EventBatch`` out into
 push rows (one per webhook and event); lanes (``postwire_common.lanes``, one per webhook,
 4 pushes at once each) claim due pushes with short leases and push them over one HTTP
-client; a failed push is due again after the next wait of the schedule. Consumes
+client; a failed push is due again after the next wait of the schedule. The same
+batches go through the accounts' event rules into their queues (``notifications``).
+Consumes
 ``EventBatch`` from ``postwire.events`` (in parallel with the events service); publishes
 nothing. Scale by adding replicas: claims use ``SKIP LOCKED``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 
@@ -24,9 +28,15 @@ from postwire_common.service import Service
 from postwire_notifier import api, handlers, resources_api
 from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.http_client import SafeClient
+from postwire_notifier.notifications import RuleFanout
 from postwire_notifier.pushes import Pusher, webhook_lane
+from postwire_notifier.queue_store import QueueStore
 from postwire_notifier.resource_store import ResourceStore
 from postwire_notifier.store import NotifierStore, Push
+
+log = logging.getLogger("postwire.notifier")
+
+QUEUE_PURGE_INTERVAL = 60.0
 
 
 class NotifierService(Service):
@@ -50,7 +60,10 @@ class NotifierService(Service):
             lease=max(15.0, settings.webhook_timeout * 3),
             name="notifier",
         )
-        handlers.register(self.broker, self.pusher)
+        self.resources = ResourceStore(self.pool)
+        self.queues = QueueStore(self.pool)
+        self.rules = RuleFanout(self.resources, self.queues, settings.region)
+        handlers.register(self.broker, self.pusher, self.rules)
         self.retention = Retention(
             self.pool,
             [
@@ -58,11 +71,10 @@ class NotifierService(Service):
                 History("notifier.push_attempts", settings.attempt_retention),
             ],
         )
-        self.resources = ResourceStore(self.pool)
         self._routers = [
             api.router(settings, self.store, self.client),
             resources_api.topics_router(self.resources),
-            resources_api.queues_router(self.resources),
+            resources_api.queues_router(self.resources, self.queues),
             resources_api.rules_router(self.resources),
         ]
 
@@ -77,8 +89,18 @@ class NotifierService(Service):
         await self.store.rewrite_app_keys(rotate=False)  # rows stored before encryption
         await self.retention.run_once()  # today's partitions exist before pushes are made
         self.spawn(self.retention.run(), "retention")
+        self.spawn(self._purge_queues(), "queue-retention")
         await self.directory.start()
         self.lanes.start()
+
+    async def _purge_queues(self) -> None:
+        """Messages past their queue's retention are dropped and counted, every minute."""
+        while True:
+            await asyncio.sleep(QUEUE_PURGE_INTERVAL)
+            try:
+                await self.queues.purge()
+            except Exception as exc:  # the next round tries again
+                log.warning("queue retention round failed", extra={"error": repr(exc)})
 
     async def on_stop(self) -> None:
         await self.lanes.stop()

@@ -353,6 +353,34 @@ class ResourceStore:
             raise NotFound(f"no event rule {name}")
         return dict(row)
 
+    async def routes(self, tenant_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Every rule of these accounts with each subscription of its topic (one row per
+        pair; a rule whose topic is gone has one row with ``topic_exists`` false)."""
+        rows = await self.pool.fetch(
+            "SELECT r.tenant_id, r.name AS rule, r.event_types, r.topic, "
+            "t.name IS NOT NULL AS topic_exists, s.name AS subscription, s.endpoint, "
+            "s.notify_strategy, s.content_format "
+            "FROM notifier.event_rules r "
+            "LEFT JOIN notifier.topics t ON t.tenant_id = r.tenant_id AND t.name = r.topic "
+            "LEFT JOIN notifier.subscriptions s ON s.tenant_id = r.tenant_id "
+            "AND s.topic = r.topic "
+            "WHERE r.tenant_id = ANY($1::text[]) ORDER BY r.tenant_id, r.name, s.name",
+            list(tenant_ids),
+        )
+        return [dict(r) for r in rows]
+
+    async def count_undeliverable(self, counts: dict[tuple[str, str], int]) -> None:
+        if counts:
+            keys = list(counts)
+            await self.pool.execute(
+                "UPDATE notifier.event_rules r SET undeliverable = r.undeliverable + u.n "
+                "FROM unnest($1::text[], $2::text[], $3::int[]) AS u(t, r, n) "
+                "WHERE r.tenant_id = u.t AND r.name = u.r",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [counts[k] for k in keys],
+            )
+
     async def delete_rule(self, tenant_id: str, name: str) -> None:
         """The rule, and what it made (its topic and subscriptions); nothing else."""
         async with self.pool.acquire() as conn, conn.transaction():

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 from fastapi import APIRouter, Response
 from pydantic import Field
 
@@ -10,6 +14,7 @@ from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
 from postwire_common.http.models import RequestModel
 from postwire_common.http.routes import ApiRoute
+from postwire_notifier.queue_store import QueueStore
 from postwire_notifier.resource_store import Queue, ResourceStore, Subscription
 from postwire_notifier.resources import (
     MAX_MESSAGE_SIZE,
@@ -28,6 +33,9 @@ from postwire_notifier.resources import (
     parse_endpoint,
 )
 
+# How often a long poll looks again; a message waits at most this long for its receiver.
+LONG_POLL_INTERVAL = 0.2
+
 
 class CreateTopic(RequestModel):
     name: str = Field(description="1-256 of letters, digits, '-', '_', '.'.")
@@ -42,6 +50,13 @@ class CreateQueue(RequestModel):
         None, description="Seconds a message is kept: 60-1296000, default 345600 (4 days)."
     )
     max_message_size: int | None = Field(None, description="Bytes: 1024-65536, default 65536.")
+
+
+class Receive(RequestModel):
+    max: int = Field(1, ge=1, le=16, description="Messages to receive at most: 1-16.")
+    wait_seconds: int = Field(
+        0, ge=0, le=30, description="Long polling: wait up to this long for a message, 0-30."
+    )
 
 
 class CreateSubscription(RequestModel):
@@ -129,7 +144,7 @@ def topics_router(store: ResourceStore) -> APIRouter:
     return api
 
 
-def queues_router(store: ResourceStore) -> APIRouter:
+def queues_router(store: ResourceStore, messages: QueueStore) -> APIRouter:
     api = APIRouter(prefix="/v1/queues", tags=["queues"], route_class=ApiRoute)
 
     @api.post("", status_code=201, summary="Create a queue")
@@ -141,15 +156,37 @@ def queues_router(store: ResourceStore) -> APIRouter:
             check_range("max_message_size", body.max_message_size, MAX_MESSAGE_SIZE),
         )
         await store.create_queue(principal.tenant_id, queue)
-        return ok(await store.queue(principal.tenant_id, queue.name), status=201)
+        return ok(await _show(principal.tenant_id, queue.name), status=201)
+
+    async def _show(tenant_id: str, name: str) -> dict[str, Any]:
+        counts = await messages.counts(tenant_id, name)  # purges first: dropped is current
+        return await store.queue(tenant_id, name) | counts
 
     @api.get("", summary="List queues")
     async def list_(principal: CurrentPrincipal) -> Response:
         return ok(await store.queues(principal.tenant_id))
 
-    @api.get("/{name}", summary="Show a queue and its settings")
+    @api.get("/{name}", summary="Show a queue: settings, depth, in flight, oldest age")
     async def show(name: str, principal: CurrentPrincipal) -> Response:
-        return ok(await store.queue(principal.tenant_id, name))
+        return ok(await _show(principal.tenant_id, name))
+
+    @api.post("/{name}/receive", summary="Receive up to 16 messages, long-polling")
+    async def receive(name: str, body: Receive, principal: CurrentPrincipal) -> Response:
+        queue = await store.queue(principal.tenant_id, name)
+        deadline = time.monotonic() + body.wait_seconds
+        while True:
+            found = await messages.receive(
+                principal.tenant_id, name, body.max, queue["visibility_timeout"]
+            )
+            if found or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(LONG_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+        return ok(found)
+
+    @api.delete("/{name}/messages/{receipt_handle}", summary="Acknowledge a received message")
+    async def acknowledge(name: str, receipt_handle: str, principal: CurrentPrincipal) -> Response:
+        await messages.delete(principal.tenant_id, name, receipt_handle)
+        return ok()
 
     @api.delete("/{name}", summary="Delete a queue and its messages")
     async def delete(name: str, principal: CurrentPrincipal) -> Response:

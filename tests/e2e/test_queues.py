@@ -1,0 +1,182 @@
+"""Account queues fed by event rules, received over HTTP as MNS receives: the seed's
+SIMPLIFIED line, visibility timeouts, receipt handles, dequeue counts, long polling and
+retention; JSON through a topic of the user's own; a rule whose topic is gone counts its
+events as undeliverable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import asyncpg
+import httpx
+
+from postwire_testkit.api import Tenant, envelope
+from postwire_testkit.wait import eventually
+
+
+def api(tenant: Tenant) -> httpx.AsyncClient:
+    return tenant.client("notifier")
+
+
+async def ok(answer: httpx.Response, status: int = 200) -> Any:
+    assert answer.status_code == status, answer.text
+    return envelope(answer)["Result"]
+
+
+async def make_rule(tenant: Tenant, name: str, types: list[str], endpoints: list[str]) -> None:
+    body = {"name": name, "event_types": types, "endpoints": endpoints}
+    await ok(await api(tenant).post("/v1/event-rules", json=body), 201)
+
+
+async def receive(tenant: Tenant, queue: str, wait: int = 10, most: int = 16) -> list[Any]:
+    answer = await api(tenant).post(
+        f"/v1/queues/{queue}/receive", json={"max": most, "wait_seconds": wait}
+    )
+    return list(await ok(answer))
+
+
+async def test_delivered_mail_reaches_a_queue_as_the_seeds_line(tenant: Tenant) -> None:
+    await ok(await api(tenant).post("/v1/queues", json={"name": "results"}), 201)
+    await make_rule(tenant, "results", ["Deliver:SendSuccessfully"], ["queue:results"])
+    rcpt = f"queue.{tenant.name}@example.org"
+    sent = envelope(await tenant.send([rcpt]))["Result"]["messages"][0]
+
+    [message] = await receive(tenant, "results")
+    fields = parse_qs(message["body"], keep_blank_values=True, strict_parsing=True)
+    assert list(fields) == [
+        "env_id", "msg_id", "account", "from", "rcpt", "recv_time", "end_time", "status",
+        "event", "region", "err_code", "err_msg",
+    ]  # fmt: skip
+    assert fields["env_id"] == [sent["env_id"]]
+    assert fields["msg_id"] == [sent["msg_id"]]
+    assert fields["rcpt"] == [rcpt]
+    assert fields["from"] == [tenant.sender]
+    assert (fields["status"], fields["event"]) == (["0"], ["deliver"])
+    assert fields["err_code"][0].startswith("250")
+    assert len(fields["end_time"][0]) == len("2017-04-14 11:44:48")
+    assert message["dequeue_count"] == 1
+
+    # Invisible while received; acknowledged by its handle, once.
+    assert await receive(tenant, "results", wait=0) == []
+    handle = message["receipt_handle"]
+    await ok(await api(tenant).delete(f"/v1/queues/results/messages/{handle}"))
+    stale = await api(tenant).delete(f"/v1/queues/results/messages/{handle}")
+    assert (stale.status_code, envelope(stale)["Code"]) == (404, "not_found")
+    shown = await ok(await api(tenant).get("/v1/queues/results"))
+    assert (shown["depth"], shown["in_flight"]) == (0, 0)
+
+
+async def test_an_unacknowledged_message_comes_back_with_its_dequeue_count(
+    tenant: Tenant,
+) -> None:
+    queue = {"name": "short", "visibility_timeout": 1}
+    await ok(await api(tenant).post("/v1/queues", json=queue), 201)
+    await make_rule(tenant, "short", ["Deliver:Request"], ["queue:short"])
+    await tenant.send([f"vis.{tenant.name}@example.org"])
+
+    [first] = await receive(tenant, "short")
+    shown = await ok(await api(tenant).get("/v1/queues/short"))
+    assert (shown["depth"], shown["in_flight"]) == (0, 1)
+    await asyncio.sleep(1.2)
+    [again] = await receive(tenant, "short", wait=5)
+    assert again["message_id"] == first["message_id"]
+    assert again["dequeue_count"] == 2
+    assert again["receipt_handle"] != first["receipt_handle"]
+    old = await api(tenant).delete(f"/v1/queues/short/messages/{first['receipt_handle']}")
+    assert old.status_code == 404
+    await ok(await api(tenant).delete(f"/v1/queues/short/messages/{again['receipt_handle']}"))
+
+
+async def test_a_long_poll_returns_when_a_message_arrives(tenant: Tenant) -> None:
+    await ok(await api(tenant).post("/v1/queues", json={"name": "poll"}), 201)
+    await make_rule(tenant, "poll", ["Deliver:Request"], ["queue:poll"])
+    started = time.monotonic()
+    waiting = asyncio.create_task(receive(tenant, "poll", wait=20))
+    await asyncio.sleep(1.0)
+    assert not waiting.done()
+    await tenant.send([f"poll.{tenant.name}@example.org"])
+    messages = await waiting
+    assert len(messages) == 1
+    assert time.monotonic() - started < 10
+
+
+async def test_messages_past_retention_are_dropped_and_counted(
+    tenant: Tenant, db: asyncpg.Connection
+) -> None:
+    await ok(
+        await api(tenant).post("/v1/queues", json={"name": "old", "message_retention": 60}), 201
+    )
+    await make_rule(tenant, "old", ["Deliver:Request"], ["queue:old"])
+    await tenant.send([f"old.{tenant.name}@example.org"])
+
+    async def queued() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT count(*) FROM notifier.queue_messages WHERE queue = 'old' "
+                "AND tenant_id = (SELECT tenant_id FROM notifier.queues WHERE name = 'old' "
+                "AND tenant_id IN (SELECT id FROM ingest.accounts WHERE name = $1))",
+                tenant.name,
+            )
+        )
+
+    await eventually(queued, what="the message in the queue")
+    await db.execute(
+        "UPDATE notifier.queue_messages SET enqueued_at = now() - interval '61 seconds' "
+        "WHERE queue = 'old' AND tenant_id IN (SELECT id FROM ingest.accounts WHERE name = $1)",
+        tenant.name,
+    )
+    shown = await ok(await api(tenant).get("/v1/queues/old"))
+    assert (shown["depth"], shown["dropped"]) == (0, 1)
+    assert await receive(tenant, "old", wait=0) == []
+
+
+async def test_a_topic_of_ones_own_fans_out_in_json_and_simplified(tenant: Tenant) -> None:
+    for queue in ("as-json", "as-line"):
+        await ok(await api(tenant).post("/v1/queues", json={"name": queue}), 201)
+    await ok(await api(tenant).post("/v1/topics", json={"name": "mine"}), 201)
+    for name, queue, fmt in (("j", "as-json", "JSON"), ("s", "as-line", "SIMPLIFIED")):
+        sub = {"name": name, "endpoint": f"queue:{queue}", "content_format": fmt}
+        await ok(await api(tenant).post("/v1/topics/mine/subscriptions", json=sub), 201)
+    await make_rule(tenant, "to-mine", ["Deliver:SendSuccessfully"], ["topic:mine"])
+    rcpt = f"fan.{tenant.name}@example.org"
+    await tenant.send([rcpt])
+
+    [as_json] = await receive(tenant, "as-json")
+    [as_line] = await receive(tenant, "as-line")
+    fields = json.loads(as_json["body"])
+    line = {k: v[0] for k, v in parse_qs(as_line["body"], keep_blank_values=True).items()}
+    assert fields == {k: line.get(k, "") for k in fields}
+    assert fields["rcpt"] == rcpt
+
+
+async def test_a_rule_whose_topic_is_gone_counts_undeliverable_events(tenant: Tenant) -> None:
+    await ok(await api(tenant).post("/v1/topics", json={"name": "gone"}), 201)
+    await make_rule(tenant, "lost", ["Deliver:Request"], ["topic:gone"])
+    await ok(await api(tenant).delete("/v1/topics/gone"))
+    await tenant.send([f"lost.{tenant.name}@example.org"])
+
+    async def counted() -> bool:
+        rule = await ok(await api(tenant).get("/v1/event-rules/lost"))
+        return bool(rule["undeliverable"] >= 1)
+
+    await eventually(counted, what="the undeliverable event counted")
+
+
+async def test_another_account_cannot_receive_or_acknowledge(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    await ok(await api(tenant).post("/v1/queues", json={"name": "private-q"}), 201)
+    await make_rule(tenant, "private-q", ["Deliver:Request"], ["queue:private-q"])
+    await tenant.send([f"priv.{tenant.name}@example.org"])
+    [message] = await receive(tenant, "private-q")
+    theirs = api(other_tenant)
+    answer = await theirs.post("/v1/queues/private-q/receive", json={})
+    assert answer.status_code == 404
+    handle = message["receipt_handle"]
+    answer = await theirs.delete(f"/v1/queues/private-q/messages/{handle}")
+    assert answer.status_code == 404
+    await ok(await api(tenant).delete(f"/v1/queues/private-q/messages/{handle}"))
