@@ -80,6 +80,7 @@ def platform_env(
         "POSTWIRE_HELO_NAME": "postwire.test",
         "POSTWIRE_SOFT_BOUNCE_SCHEDULE": "1s,1s,1s",
         "POSTWIRE_WEBHOOK_RETRY_SCHEDULE": "1s,2s",
+        "POSTWIRE_SUBSCRIPTION_RETRY_SCALE": "0.01",
         "POSTWIRE_WEBHOOK_TIMEOUT": "2s",
         "POSTWIRE_DELIVERY_ATTEMPT_TIMEOUT": "10s",
         "POSTWIRE_DELIVERY_LEASE": "3s",

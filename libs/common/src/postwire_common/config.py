@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         default_factory=lambda: parse_schedule("1m,5m,15m,30m,1h,2h,4h,8h,16h"),
         description="Waits between delivery attempts after soft bounces.",
     )
+    subscription_retry_scale: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Multiplies the waits of HTTP subscriptions' MNS retry strategies "
+        "(BACKOFF_RETRY, EXPONENTIAL_DECAY_RETRY); below 1 only to shorten them in tests.",
+    )
     webhook_retry_schedule: Schedule = Field(
         default_factory=lambda: parse_schedule("3m,10m,30m,1h,6h,12h,24h"),
         description="Waits between webhook push attempts.",

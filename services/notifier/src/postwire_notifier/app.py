@@ -45,7 +45,8 @@ class NotifierService(Service):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.store = NotifierStore(self.pool, keyring(settings))
+        keys = keyring(settings)
+        self.store = NotifierStore(self.pool, keys)
         self.client = SafeClient(
             allow_private=settings.allow_private_webhooks, timeout=settings.webhook_timeout
         )
@@ -60,9 +61,11 @@ class NotifierService(Service):
             lease=max(15.0, settings.webhook_timeout * 3),
             name="notifier",
         )
-        self.resources = ResourceStore(self.pool)
+        self.resources = ResourceStore(self.pool, keys)
         self.queues = QueueStore(self.pool)
-        self.rules = RuleFanout(self.resources, self.queues, settings.region)
+        self.rules = RuleFanout(
+            self.resources, self.queues, self.store, self._wake, settings.region
+        )
         handlers.register(self.broker, self.pusher, self.rules)
         self.retention = Retention(
             self.pool,

@@ -115,7 +115,15 @@ class SafeClient:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def request(self, method: str, url: str, *, json: object | None = None) -> Answer:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: object | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
         started = time.perf_counter()
 
         def elapsed() -> int:
@@ -123,7 +131,9 @@ class SafeClient:
 
         try:
             async with asyncio.timeout(self._timeout):
-                request = self._client.build_request(method, url, json=json)
+                request = self._client.build_request(
+                    method, url, json=json, content=content, headers=headers
+                )
                 response = await self._client.send(request, stream=True)
                 try:
                     excerpt = await _read_excerpt(response)

@@ -30,7 +30,8 @@ from postwire_common.schemas import EventBatch
 from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.http_client import Answer, SafeClient
 from postwire_notifier.payload import push_body
-from postwire_notifier.signature import new_token, signed
+from postwire_notifier.resources import Strategy, retry_waits
+from postwire_notifier.signature import new_token, signature_headers, signed
 from postwire_notifier.store import NotifierStore, Push
 
 log = logging.getLogger("postwire.notifier")
@@ -70,14 +71,30 @@ class Pusher:
 
     async def push(self, push: Push) -> None:
         attempt = push.attempts + 1
-        answer = await self._client.request(
-            "POST", push.url, json=signed(push.body, push.app_key, push.token)
-        )
+        if push.content_format is None:  # a webhook: the signed JSON of API.md
+            answer = await self._client.request(
+                "POST", push.url, json=signed(push.body, push.app_key, push.token)
+            )
+        else:  # a subscription: its message as the body, the signature in headers
+            headers = signature_headers(push.app_key, push.token)
+            headers["Content-Type"] = push.body["content_type"]
+            answer = await self._client.request(
+                "POST", push.url, content=push.body["payload"].encode(), headers=headers
+            )
         retry_in = None
-        if not answer.ok and attempt <= len(self._schedule):
-            retry_in = self._schedule[attempt - 1]
+        if not answer.ok:
+            retry_in = self._next_wait(push, attempt)
         await self._store.record_attempt(push, attempt, answer, retry_in=retry_in)
         self._note(push, attempt, answer, retry_in is not None)
+
+    def _next_wait(self, push: Push, attempt: int) -> float | None:
+        """Seconds until the next attempt after failed attempt ``attempt``, or None."""
+        if push.notify_strategy is None:
+            schedule = self._schedule
+        else:
+            scale = self._settings.subscription_retry_scale
+            schedule = [w * scale for w in retry_waits(Strategy(push.notify_strategy))]
+        return schedule[attempt - 1] if attempt <= len(schedule) else None
 
     @staticmethod
     def _note(push: Push, attempt: int, answer: Answer, will_retry: bool) -> None:

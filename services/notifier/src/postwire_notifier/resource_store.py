@@ -14,7 +14,9 @@ from typing import Any
 
 import asyncpg
 
+from postwire_common.crypto import Keyring
 from postwire_common.errors import AlreadyExists, InvalidValue, NotAvailable, NotFound
+from postwire_common.ids import new_id, new_secret
 from postwire_notifier.resources import (
     MAX_QUEUES,
     MAX_RULES,
@@ -54,8 +56,9 @@ async def _count(conn: asyncpg.Connection, sql: str, *args: Any) -> int:
 
 
 class ResourceStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring) -> None:
         self.pool = pool
+        self._keyring = keyring
 
     # topics ------------------------------------------------------------------------
 
@@ -179,7 +182,8 @@ class ResourceStore:
 
     # subscriptions -----------------------------------------------------------------
 
-    async def create_subscription(self, tenant_id: str, sub: Subscription) -> None:
+    async def create_subscription(self, tenant_id: str, sub: Subscription) -> str | None:
+        """Store the subscription; an HTTP one's app_key (shown to the user once)."""
         async with self.pool.acquire() as conn, conn.transaction():
             await _lock(conn, tenant_id)
             owner = await conn.fetchrow(
@@ -194,12 +198,11 @@ class ResourceStore:
                     f"topic {sub.topic} belongs to event rule {owner['rule']}; its "
                     "subscriptions are the rule's endpoints"
                 )
-            await self._insert_subscription(conn, tenant_id, sub, None)
+            return await self._insert_subscription(conn, tenant_id, sub, None)
 
-    @staticmethod
     async def _insert_subscription(
-        conn: asyncpg.Connection, tenant_id: str, sub: Subscription, rule: str | None
-    ) -> None:
+        self, conn: asyncpg.Connection, tenant_id: str, sub: Subscription, rule: str | None
+    ) -> str | None:
         count = await _count(
             conn,
             "SELECT count(*) FROM notifier.subscriptions WHERE tenant_id = $1 AND topic = $2",
@@ -231,6 +234,24 @@ class ResourceStore:
         )
         if made is None:
             raise AlreadyExists(f"topic {sub.topic} has a subscription {sub.name}")
+        if sub.endpoint.startswith("queue:"):
+            return None
+        # Pushed by the webhook engine, through a webhook row of its own (migration 0007).
+        app_key = new_secret()
+        await conn.execute(
+            "INSERT INTO notifier.webhooks (id, tenant_id, url, events, app_key, "
+            "content_format, notify_strategy, sub_topic, sub_name) "
+            "VALUES ($1, $2, $3, '{}', $4, $5, $6, $7, $8)",
+            new_id(),
+            tenant_id,
+            sub.endpoint,
+            self._keyring.encrypt(app_key),
+            sub.content_format.value,
+            sub.notify_strategy.value,
+            sub.topic,
+            sub.name,
+        )
+        return app_key
 
     async def subscriptions(self, tenant_id: str, topic: str) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
@@ -283,9 +304,11 @@ class ResourceStore:
         endpoints: Sequence[Endpoint],
         strategy: Strategy,
         content_format: ContentFormat,
-    ) -> str:
+    ) -> tuple[str, dict[str, str]]:
         """Store the rule, and for HTTP and queue endpoints its own topic and one
-        subscription per endpoint, all or nothing. Returns the topic it publishes to."""
+        subscription per endpoint, all or nothing. Returns the topic it publishes to and
+        the app_key of each HTTP subscription it made (shown to the user once)."""
+        app_keys: dict[str, str] = {}
         async with self.pool.acquire() as conn, conn.transaction():
             await _lock(conn, tenant_id)
             count = await _count(
@@ -322,7 +345,9 @@ class ResourceStore:
                     sub = Subscription(
                         topic, f"{endpoint.kind}-{n}", str(endpoint), strategy, content_format
                     )
-                    await self._insert_subscription(conn, tenant_id, sub, name)
+                    app_key = await self._insert_subscription(conn, tenant_id, sub, name)
+                    if app_key is not None:
+                        app_keys[sub.name] = app_key
             await conn.execute(
                 "INSERT INTO notifier.event_rules (tenant_id, name, event_types, endpoints, "
                 "topic) VALUES ($1, $2, $3, $4, $5)",
@@ -332,7 +357,7 @@ class ResourceStore:
                 [str(e) for e in endpoints],
                 topic,
             )
-            return topic
+            return topic, app_keys
 
     async def rules(self, tenant_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
@@ -359,11 +384,13 @@ class ResourceStore:
         rows = await self.pool.fetch(
             "SELECT r.tenant_id, r.name AS rule, r.event_types, r.topic, "
             "t.name IS NOT NULL AS topic_exists, s.name AS subscription, s.endpoint, "
-            "s.notify_strategy, s.content_format "
+            "s.notify_strategy, s.content_format, w.id AS webhook_id "
             "FROM notifier.event_rules r "
             "LEFT JOIN notifier.topics t ON t.tenant_id = r.tenant_id AND t.name = r.topic "
             "LEFT JOIN notifier.subscriptions s ON s.tenant_id = r.tenant_id "
             "AND s.topic = r.topic "
+            "LEFT JOIN notifier.webhooks w ON w.tenant_id = s.tenant_id "
+            "AND w.sub_topic = s.topic AND w.sub_name = s.name "
             "WHERE r.tenant_id = ANY($1::text[]) ORDER BY r.tenant_id, r.name, s.name",
             list(tenant_ids),
         )

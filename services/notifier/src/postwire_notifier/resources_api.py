@@ -120,17 +120,17 @@ def topics_router(store: ResourceStore) -> APIRouter:
             body.notify_strategy,
             body.content_format,
         )
-        await store.create_subscription(principal.tenant_id, sub)
-        return ok(
-            {
-                "topic": topic,
-                "name": sub.name,
-                "endpoint": sub.endpoint,
-                "notify_strategy": sub.notify_strategy.value,
-                "content_format": sub.content_format.value,
-            },
-            status=201,
-        )
+        app_key = await store.create_subscription(principal.tenant_id, sub)
+        made = {
+            "topic": topic,
+            "name": sub.name,
+            "endpoint": sub.endpoint,
+            "notify_strategy": sub.notify_strategy.value,
+            "content_format": sub.content_format.value,
+        }
+        if app_key is not None:
+            made["app_key"] = app_key  # signs its pushes; shown only now
+        return ok(made, status=201)
 
     @api.get("/{topic}/subscriptions", summary="List a topic's subscriptions")
     async def subscriptions(topic: str, principal: CurrentPrincipal) -> Response:
@@ -204,10 +204,12 @@ def rules_router(store: ResourceStore) -> APIRouter:
         name = check_name("event rule", body.name, RULE_NAME_MAX)
         types = check_event_types(body.event_types)
         endpoints = check_rule_endpoints(body.endpoints)
-        topic = await store.create_rule(
+        topic, app_keys = await store.create_rule(
             principal.tenant_id, name, types, endpoints, body.notify_strategy, body.content_format
         )
-        return ok(await store.rule(principal.tenant_id, name) | {"topic": topic}, status=201)
+        made = await store.rule(principal.tenant_id, name)
+        # The app_key of each HTTP subscription the rule made: shown only now.
+        return ok(made | {"topic": topic, "app_keys": app_keys}, status=201)
 
     @api.get("", summary="List event rules")
     async def list_(principal: CurrentPrincipal) -> Response:

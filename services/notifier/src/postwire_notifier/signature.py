@@ -36,3 +36,14 @@ def signed(
         "token": token,
         "signature": sign(app_key, timestamp, token),
     }
+
+
+def signature_headers(app_key: str, token: str, now: float | None = None) -> dict[str, str]:
+    """The same signature in headers, for subscription pushes whose body is the message
+    itself (SIMPLIFIED, JSON or XML) and has no room for it."""
+    timestamp = int(time.time() if now is None else now)
+    return {
+        "X-Postwire-Timestamp": str(timestamp),
+        "X-Postwire-Token": token,
+        "X-Postwire-Signature": sign(app_key, timestamp, token),
+    }

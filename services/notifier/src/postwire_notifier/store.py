@@ -40,6 +40,10 @@ class Push:
     token: str
     body: dict[str, Any]
     attempts: int  # attempts made so far
+    # An HTTP subscription's push: its body format and retry strategy (None: a webhook's
+    # signed JSON on the webhook schedule).
+    content_format: str | None = None
+    notify_strategy: str | None = None
 
     @property
     def key(self) -> str:
@@ -63,7 +67,8 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) c, notifier.webhooks w
 WHERE p.id = c.id AND p.event_at = c.event_at AND w.id = p.webhook_id
-RETURNING p.id, p.event_at, p.webhook_id, w.url, w.app_key, p.token, p.body, p.attempts
+RETURNING p.id, p.event_at, p.webhook_id, w.url, w.app_key, p.token, p.body, p.attempts,
+    w.content_format, w.notify_strategy
 """
 
 
@@ -81,7 +86,8 @@ class NotifierStore:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", hook.tenant_id)
             count = await conn.fetchval(
-                "SELECT count(*) FROM notifier.webhooks WHERE tenant_id = $1", hook.tenant_id
+                "SELECT count(*) FROM notifier.webhooks WHERE tenant_id = $1 AND sub_name IS NULL",
+                hook.tenant_id,
             )
             if count >= limit:
                 from postwire_common.errors import NotAvailable
@@ -101,7 +107,7 @@ class NotifierStore:
     async def list_webhooks(self, tenant_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT id, url, events, created_at FROM notifier.webhooks WHERE tenant_id = $1 "
-            "ORDER BY created_at, id",
+            "AND sub_name IS NULL ORDER BY created_at, id",
             tenant_id,
         )
         return [dict(r) for r in rows]
@@ -109,7 +115,7 @@ class NotifierStore:
     async def webhook(self, tenant_id: str, webhook_id: str) -> Webhook:
         row = await self.pool.fetchrow(
             "SELECT id, tenant_id, url, events, app_key FROM notifier.webhooks "
-            "WHERE tenant_id = $1 AND id = $2",
+            "WHERE tenant_id = $1 AND id = $2 AND sub_name IS NULL",
             tenant_id,
             webhook_id,
         )
@@ -121,7 +127,8 @@ class NotifierStore:
         # The notice goes out with the commit: every process forgets the tenant's list.
         deleted = await self.pool.fetchval(
             "WITH gone AS (DELETE FROM notifier.webhooks WHERE tenant_id = $1 AND id = $2 "
-            "RETURNING id) SELECT id FROM gone, pg_notify('postwire_webhooks', $1)",
+            "AND sub_name IS NULL RETURNING id) "
+            "SELECT id FROM gone, pg_notify('postwire_webhooks', $1)",
             tenant_id,
             webhook_id,
         )
@@ -131,7 +138,7 @@ class NotifierStore:
     async def tenant_webhooks(self, tenant_id: str) -> list[Webhook]:
         rows = await self.pool.fetch(
             "SELECT id, tenant_id, url, events, app_key FROM notifier.webhooks "
-            "WHERE tenant_id = $1 ORDER BY id",
+            "WHERE tenant_id = $1 AND sub_name IS NULL ORDER BY id",
             tenant_id,
         )
         return [self._webhook(r) for r in rows]

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from postwire_common import db
+from postwire_common.crypto import Keyring, generate_key
 from postwire_common.errors import NotFound
 from postwire_notifier.queue_store import Enqueue, QueueStore
 from postwire_notifier.resource_store import Queue, ResourceStore
@@ -28,7 +29,9 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
 
 async def a_queue(pool: asyncpg.Pool, visibility: int = 30, size: int = 65536) -> tuple[str, str]:
     tenant, name = unique_name("t"), unique_name("q")
-    await ResourceStore(pool).create_queue(tenant, Queue(name, visibility, 345600, size))
+    await ResourceStore(pool, Keyring([generate_key()])).create_queue(
+        tenant, Queue(name, visibility, 345600, size)
+    )
     return tenant, name
 
 
