@@ -91,6 +91,14 @@ async def test_docs_render_from_assets_postwire_serves(platform: PlatformProcess
             assert len(answer.content) > 0, asset
 
 
+def _framing(curl: str) -> bool:
+    """A request with a malformed Content-Length is refused by the HTTP server (uvicorn,
+    with its own plain-text 400) before postwire sees it: that is HTTP framing, not the
+    API's contract, and nothing postwire serves can answer it in the envelope."""
+    match = re.search(r"-H 'content-length: ([^']*)'", curl)
+    return match is not None and not match.group(1).isdigit()
+
+
 def run_schemathesis(url: str, tenant: Tenant) -> tuple[list[str], set[str]]:
     """Failures found (empty: none) and the phases that ran."""
     config = schemathesis.Config.from_dict(
@@ -117,6 +125,8 @@ def run_schemathesis(url: str, tenant: Tenant) -> tuple[list[str], set[str]]:
                 for check in checks:
                     if check.status == Status.FAILURE and check.failure_info is not None:
                         info = check.failure_info
+                        if _framing(info.code_sample):
+                            continue
                         failures.append(
                             f"{event.label}: {check.name}: {info.failure.title}\n"
                             f"{info.failure.message}\n{info.code_sample}"

@@ -132,3 +132,64 @@ async def test_a_hanging_endpoint_does_not_delay_another(
     await eventually(lambda: len(endpoint.posts("/fine")) >= 10, within=15, what="ten pushes")
     assert time.monotonic() - started < 10
     endpoint.hang("/stuck", 0)
+
+
+async def test_push_history_lists_every_attempt_and_a_dropped_push_is_redelivered(
+    tenant: Tenant, endpoint: HttpReceiver, other_tenant: Tenant
+) -> None:
+    endpoint.post_status = 500
+    await make_rule(tenant, "history", [endpoint.url("/hist")], notify_strategy="BACKOFF_RETRY")
+    await tenant.send([f"hist.{tenant.name}@example.org"])
+    path = "/v1/topics/rule.history/subscriptions/http-1/deliveries"
+
+    async def dropped() -> Any:
+        found = envelope(await api(tenant).get(path, params={"state": "dropped"}))["Result"]
+        return found["deliveries"]
+
+    [push] = await eventually(dropped, what="a dropped push in the history")
+    assert [a["attempt"] for a in push["history"]] == [1, 2, 3, 4]
+    assert all(a["http_status"] == 500 for a in push["history"])
+    assert [a["will_retry"] for a in push["history"]] == [True, True, True, False]
+    assert push["next_try"] is None
+    pending = envelope(await api(tenant).get(path, params={"state": "pending"}))["Result"]
+    assert pending["deliveries"] == []
+    assert (await api(other_tenant).get(path)).status_code == 404
+
+    endpoint.post_status = 200
+    first_token = endpoint.posts("/hist")[0].headers["X-Postwire-Token"]
+    again = await api(tenant).post(f"{path}/{push['id']}/redeliver")
+    assert again.status_code == 200, again.text
+    await eventually(lambda: len(endpoint.posts("/hist")) == 5, what="the redelivery")
+    last = endpoint.posts("/hist")[-1]
+    assert last.headers["X-Postwire-Token"] != first_token  # a fresh token and signature
+
+    async def delivered() -> Any:
+        found = envelope(await api(tenant).get(path, params={"state": "delivered"}))["Result"]
+        return found["deliveries"]
+
+    [done] = await eventually(delivered, what="the push delivered")
+    assert done["history"][-1]["http_status"] == 200
+    missing = await api(tenant).post(f"{path}/999999999/redeliver")
+    assert missing.status_code == 404
+
+
+async def test_a_webhooks_push_history_is_the_same_engines(
+    tenant: Tenant, endpoint: HttpReceiver, other_tenant: Tenant
+) -> None:
+    made = await api(tenant).post(
+        "/v1/webhooks", json={"url": endpoint.url("/wh"), "events": ["delivered"]}
+    )
+    hook = envelope(made)["Result"]
+    await tenant.send([f"wh.{tenant.name}@example.org"])
+    path = f"/v1/webhooks/{hook['id']}/deliveries"
+
+    async def delivered() -> Any:
+        answer = await api(tenant).get(path, params={"state": "delivered"})
+        return envelope(answer)["Result"]["deliveries"]
+
+    [push] = await eventually(delivered, what="the webhook push delivered, in its history")
+    assert push["history"][0]["http_status"] == 200
+    assert push["event_id"].endswith(":delivered")
+    assert (await api(other_tenant).get(path)).status_code == 404
+    bad = await api(tenant).get(path, params={"state": "lost"})
+    assert bad.status_code == 400

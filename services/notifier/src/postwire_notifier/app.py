@@ -25,7 +25,7 @@ from postwire_common.crypto import keyring
 from postwire_common.lanes import Lanes
 from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
-from postwire_notifier import api, handlers, resources_api
+from postwire_notifier import api, handlers, history_api, resources_api
 from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.http_client import SafeClient
 from postwire_notifier.notifications import RuleFanout
@@ -79,6 +79,7 @@ class NotifierService(Service):
             resources_api.topics_router(self.resources),
             resources_api.queues_router(self.resources, self.queues),
             resources_api.rules_router(self.resources),
+            history_api.router(self.store),
         ]
 
     @property

@@ -15,8 +15,9 @@ from typing import Any
 import asyncpg
 
 from postwire_common.crypto import Keyring
-from postwire_common.errors import NotFound
+from postwire_common.errors import NotAvailable, NotFound
 from postwire_notifier.http_client import Answer
+from postwire_notifier.signature import new_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +91,6 @@ class NotifierStore:
                 hook.tenant_id,
             )
             if count >= limit:
-                from postwire_common.errors import NotAvailable
-
                 raise NotAvailable(f"an account can have at most {limit} webhooks")
             await conn.execute(
                 "INSERT INTO notifier.webhooks (id, tenant_id, url, events, app_key) "
@@ -214,6 +213,60 @@ class NotifierStore:
             owner,
             [int(k) for k in keys],
         )
+
+    # push history ----------------------------------------------------------------------
+
+    async def subscription_webhook(self, tenant_id: str, topic: str, name: str) -> str:
+        """The webhook row that pushes an HTTP subscription."""
+        found = await self.pool.fetchval(
+            "SELECT id FROM notifier.webhooks WHERE tenant_id = $1 AND sub_topic = $2 "
+            "AND sub_name = $3",
+            tenant_id,
+            topic,
+            name,
+        )
+        if found is None:
+            raise NotFound(f"no HTTP subscription {name} on topic {topic}")
+        return str(found)
+
+    async def deliveries(
+        self, webhook_id: str, *, state: str | None, limit: int, before: int | None
+    ) -> list[dict[str, Any]]:
+        """Pushes of one webhook row, newest first, each with every attempt made."""
+        rows = await self.pool.fetch(
+            "SELECT p.id, p.event_id, p.state, p.attempts, p.created_at, "
+            "CASE WHEN p.state = 'pending' THEN p.due_at END AS next_try, "
+            "coalesce((SELECT json_agg(json_build_object('attempt', a.attempt, 'at', a.at, "
+            "'http_status', a.http_status, 'latency_ms', a.latency_ms, 'error', a.error, "
+            "'will_retry', a.will_retry) ORDER BY a.attempt, a.at) "
+            "FROM notifier.push_attempts a WHERE a.push_id = p.id), '[]') AS history "
+            "FROM notifier.pushes p WHERE p.webhook_id = $1 "
+            "AND ($2::text IS NULL OR p.state = $2) AND ($3::bigint IS NULL OR p.id < $3) "
+            "ORDER BY p.id DESC LIMIT $4",
+            webhook_id,
+            state,
+            before,
+            limit,
+        )
+        return [dict(r) for r in rows]  # the pool decodes json (postwire_common.db)
+
+    async def redeliver(self, webhook_id: str, push_id: int) -> None:
+        """Push a finished push again now, with a new token (and so a fresh signature)."""
+        row = await self.pool.fetchrow(
+            "WITH p AS (SELECT id, event_at, state FROM notifier.pushes "
+            "WHERE id = $1 AND webhook_id = $2), "
+            "again AS (UPDATE notifier.pushes q SET state = 'pending', due_at = now(), "
+            "token = $3, updated_at = now(), lease_owner = NULL, lease_until = NULL "
+            "FROM p WHERE q.id = p.id AND q.event_at = p.event_at AND p.state <> 'pending' "
+            "RETURNING q.id) SELECT p.state, (SELECT count(*) FROM again) AS changed FROM p",
+            push_id,
+            webhook_id,
+            new_token(),
+        )
+        if row is None:
+            raise NotFound(f"no delivery {push_id}")
+        if not row["changed"]:
+            raise NotAvailable(f"delivery {push_id} is still pending; it will be tried again")
 
     async def record_attempt(
         self, push: Push, attempt: int, answer: Answer, *, retry_in: float | None
