@@ -50,7 +50,10 @@ class NotifierService(Service):
         self.client = SafeClient(
             allow_private=settings.allow_private_webhooks, timeout=settings.webhook_timeout
         )
-        self.directory = WebhookDirectory(self.store, settings.database_url.get_secret_value())
+        self.resources = ResourceStore(self.pool, keys)
+        self.directory = WebhookDirectory(
+            self.store, self.resources, settings.database_url.get_secret_value()
+        )
         self.pusher = Pusher(settings, self.store, self.directory, self.client, self._wake)
         self.lanes: Lanes[Push] = Lanes(
             self.store,
@@ -61,10 +64,9 @@ class NotifierService(Service):
             lease=max(15.0, settings.webhook_timeout * 3),
             name="notifier",
         )
-        self.resources = ResourceStore(self.pool, keys)
         self.queues = QueueStore(self.pool)
         self.rules = RuleFanout(
-            self.resources, self.queues, self.store, self._wake, settings.region
+            self.directory, self.queues, self.store, self._wake, settings.region
         )
         handlers.register(self.broker, self.pusher, self.rules)
         self.retention = Retention(

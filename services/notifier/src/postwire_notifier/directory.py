@@ -1,6 +1,7 @@
-"""Which webhooks an event goes to, without a query per event.
+"""Which webhooks and event-rule routes an event goes to, without a query per event.
 
-Webhooks per tenant are cached. Every change of a tenant's webhooks sends
+Webhooks and rule routes (rule, topic, subscription) per tenant are cached. Every change
+of a tenant's webhooks, rules, topics, subscriptions or queues sends
 ``NOTIFY postwire_webhooks, '<tenant_id>'`` in the changing transaction, and every
 notifier process LISTENs on its own connection and drops that tenant's entry when the
 notification arrives, so a new webhook receives events from the moment it is committed
@@ -13,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import asyncpg
 
+from postwire_notifier.resource_store import ResourceStore
 from postwire_notifier.store import NotifierStore, Webhook
 
 log = logging.getLogger("postwire.notifier.directory")
@@ -25,10 +28,12 @@ _MAX_TENANTS = 100_000
 
 
 class WebhookDirectory:
-    def __init__(self, store: NotifierStore, database_url: str) -> None:
+    def __init__(self, store: NotifierStore, resources: ResourceStore, database_url: str) -> None:
         self._store = store
+        self._resources = resources
         self._database_url = database_url
         self._cache: dict[str, list[Webhook]] = {}
+        self._routes: dict[str, list[dict[str, Any]]] = {}
         self._generation = 0
         self._listener: asyncpg.Connection | None = None
         self._reconnect: asyncio.Task[None] | None = None
@@ -64,20 +69,38 @@ class WebhookDirectory:
                 self._cache[tenant_id] = hooks
         return [hook for hook in hooks if event in hook.events]
 
+    async def count_undeliverable(self, counts: dict[tuple[str, str], int]) -> None:
+        await self._resources.count_undeliverable(counts)
+
+    async def routes(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The tenant's rules, each with every subscription of its topic."""
+        routes = self._routes.get(tenant_id) if self.caching else None
+        if routes is None:
+            generation = self._generation
+            routes = await self._resources.routes([tenant_id])
+            if self.caching and generation == self._generation:
+                if len(self._routes) >= _MAX_TENANTS:
+                    self._routes.clear()
+                self._routes[tenant_id] = routes
+        return routes
+
     async def _listen(self) -> None:
         connection = await asyncpg.connect(self._database_url)
         connection.add_termination_listener(self._lost)
         await connection.add_listener(CHANNEL, self._changed)
         self._listener = connection
         self._cache.clear()  # changes may have been missed while not listening
+        self._routes.clear()
 
     def _changed(self, _conn: object, _pid: int, _channel: str, tenant_id: str) -> None:
         self._generation += 1
         self._cache.pop(tenant_id, None)
+        self._routes.pop(tenant_id, None)
 
     def _lost(self, _conn: object) -> None:
         self._generation += 1
         self._cache.clear()
+        self._routes.clear()
         self._listener = None
         if not self._stopping:
             log.warning("webhook change notices lost; looking webhooks up uncached")

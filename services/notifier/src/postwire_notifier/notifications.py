@@ -3,7 +3,7 @@ names its type, and from the topic to each subscription.
 
 ::
 
-    EventBatch ──rules of the accounts (one query per batch)──▶ topic ──▶ subscriptions
+    EventBatch ──rules of the accounts (cached per account)──▶ topic ──▶ subscriptions
         queue:<name>   the event rendered in the subscription's format, enqueued once
                        per (event, topic, subscription), however often it is announced
         http(s)://…    a push row for the subscription's own webhook row: the webhook
@@ -18,15 +18,15 @@ A rule sees every event of its account, whichever API user sent the mail (the se
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from postwire_common.schemas import MNS_EVENT_TYPES, EventBatch
 from postwire_notifier import formats
+from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.queue_store import Enqueue, QueueStore
-from postwire_notifier.resource_store import ResourceStore
 from postwire_notifier.signature import new_token
 from postwire_notifier.store import NotifierStore
 
@@ -36,23 +36,24 @@ log = logging.getLogger("postwire.notifier.rules")
 class RuleFanout:
     def __init__(
         self,
-        resources: ResourceStore,
+        directory: WebhookDirectory,
         queues: QueueStore,
         pushes: NotifierStore,
         wake_lanes: Callable[[], None],
         region: str,
     ) -> None:
-        self._resources = resources
+        self._directory = directory
         self._queues = queues
         self._pushes = pushes
         self._wake_lanes = wake_lanes
         self._region = region
 
     async def fan_out(self, batch: EventBatch) -> None:
-        tenants = {e.tenant_id for e in batch.events}
-        routes: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in await self._resources.routes(sorted(tenants)):
-            routes[row["tenant_id"]].append(row)
+        routes: dict[str, list[dict[str, Any]]] = {}
+        for tenant_id in {e.tenant_id for e in batch.events}:
+            found = await self._directory.routes(tenant_id)  # cached per tenant
+            if found:
+                routes[tenant_id] = found
         if not routes:
             return
         enqueue: list[Enqueue] = []
@@ -88,7 +89,7 @@ class RuleFanout:
         added = await self._queues.enqueue(enqueue)
         if pushes and await self._pushes.create_pushes(pushes):
             self._wake_lanes()
-        await self._resources.count_undeliverable(dict(undeliverable))
+        await self._directory.count_undeliverable(dict(undeliverable))
         if added or undeliverable:
             log.debug(
                 "events routed by rules",

@@ -48,7 +48,13 @@ class Subscription:
 
 
 async def _lock(conn: asyncpg.Connection, tenant_id: str) -> None:
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('resources:' || $1))", tenant_id)
+    """Serialise the account's changes; the change notice goes out when (and only if)
+    the transaction commits, so every notifier process drops its cached routes."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('resources:' || $1)), "
+        "pg_notify('postwire_webhooks', $1)",
+        tenant_id,
+    )
 
 
 async def _count(conn: asyncpg.Connection, sql: str, *args: Any) -> int:
