@@ -28,6 +28,7 @@ from openapi_spec_validator import validate
 from schemathesis.engine import Status, from_schema
 from schemathesis.engine import events as st_events
 
+from postwire_common import asyncapi
 from postwire_testkit.api import Tenant
 from postwire_testkit.platform import PlatformProcess
 from postwire_testkit.smtp import SmtpSink
@@ -74,6 +75,18 @@ async def test_the_document_is_valid_openapi_whose_refs_resolve(
             responses = operation["responses"]
             assert "422" not in responses, (method, path)
             assert {"400", "401", "500"} <= set(responses), (method, path)
+
+
+async def test_the_bus_is_described_at_asyncapi_json(platform: PlatformProcess) -> None:
+    async with httpx.AsyncClient(base_url=platform.url) as client:
+        answer = await client.get("/asyncapi.json")
+        openapi = (await client.get("/openapi.json")).json()
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    document = answer.json()
+    assert document == asyncapi.document()  # checked against AsyncAPI 3.0.0 in its unit test
+    assert {"OutboundBatches", "EventBatch"} <= set(document["components"]["messages"])
+    assert "/asyncapi.json" not in openapi["paths"]
 
 
 async def test_docs_render_from_assets_postwire_serves(platform: PlatformProcess) -> None:

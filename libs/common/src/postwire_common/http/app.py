@@ -18,7 +18,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from postwire_common import db
+from postwire_common import asyncapi, db
 from postwire_common.config import Settings
 from postwire_common.http import openapi
 from postwire_common.http.envelope import envelope_response, install_error_handlers
@@ -64,6 +64,7 @@ def build_app(settings: Settings, services: Sequence[Service]) -> FastAPI:
     app.state.services = list(services)
     install_error_handlers(app)
     openapi.install(app, docs_url="/docs")
+    asyncapi.install(app)  # /asyncapi.json: the bus (exchanges, queues, messages)
     larger: dict[tuple[str, str], int] = {}
     for service in services:
         larger.update(service.body_limits)

@@ -10,6 +10,8 @@ class                  producer                    meaning
 =====================  ==========================  ==================================
 """
 
+from pydantic import BaseModel
+
 from postwire_common.schemas.events import (
     MNS_EVENT_TYPES,
     DeliveryStatus,
@@ -19,7 +21,12 @@ from postwire_common.schemas.events import (
 )
 from postwire_common.schemas.ingest import OutboundBatches, Recipient, RecipientBatch
 
+# Every class sent on the bus as a whole message; ``postwire_common.asyncapi`` documents
+# each, and its test checks that the services publish and subscribe to no other.
+BUS_MESSAGES: tuple[type[BaseModel], ...] = (OutboundBatches, EventBatch)
+
 __all__ = [
+    "BUS_MESSAGES",
     "MNS_EVENT_TYPES",
     "DeliveryStatus",
     "EventBatch",
