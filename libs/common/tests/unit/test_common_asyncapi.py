@@ -26,7 +26,9 @@ from postwire_common.http.app import build_app
 from postwire_common.schemas import BUS_MESSAGES
 
 ROOT = Path(__file__).resolve().parents[4]
-SCHEMA = Path(__file__).parent / "data" / "asyncapi-3.0.0.json"  # see data/README.md
+# The official schema, fetched by `scripts/bootstrap dev` from its npm package (pinned,
+# hash-checked) into .dev: it is another project's file and is not committed.
+SCHEMA = Path(__file__).parents[4] / ".dev" / "asyncapi" / "3.0.0.json"
 SOURCES = sorted(ROOT.glob("services/*/src/**/*.py"))
 API_MD_EXAMPLE = (
     "env_id=457323378&msg_id=77041400535408&account=test@test.com&from=test@test.com"
