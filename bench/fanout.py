@@ -1,7 +1,7 @@
 """Fan-out of event rules through a topic: HTTP subscriptions and queues, with and without
 hanging endpoints, in one run.
 
-    .venv/bin/python bench/fanout.py --quick                 # ~2 minutes
+    .venv/bin/python bench/fanout.py --quick                 # ~4 minutes
     .venv/bin/python bench/fanout.py --messages 300 --json fanout.json
 
 It sets up what ``e2e.py`` sets up (a throwaway database and vhost, a DNS server and the
