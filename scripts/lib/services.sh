@@ -26,7 +26,7 @@ apt_install() {
 }
 
 ensure_rabbitmq() {
-  port_open 5672 && return 0
+  port_open 5672 && { ensure_rabbitmq_management; return 0; }
   if ! command -v rabbitmq-server >/dev/null && [ ! -x /usr/sbin/rabbitmq-server ]; then
     apt_install rabbitmq-server
   fi
@@ -34,6 +34,17 @@ ensure_rabbitmq() {
   say "starting RabbitMQ"
   PATH="$PATH:/usr/sbin" rabbitmq-server -detached >/dev/null 2>&1 || true
   wait_port 5672 RabbitMQ 90
+  ensure_rabbitmq_management
+}
+
+# The notifier makes the broker users of AMQP queue consumers through the management
+# HTTP API (port 15672). Enabling a plugin that is enabled already changes nothing.
+ensure_rabbitmq_management() {
+  port_open 15672 && return 0
+  say "enabling RabbitMQ's management plugin"
+  PATH="$PATH:/usr/sbin" rabbitmq-plugins enable rabbitmq_management >/dev/null ||
+    die "could not enable rabbitmq_management (run: rabbitmq-plugins enable rabbitmq_management)"
+  wait_port 15672 "RabbitMQ management" 60
 }
 
 ensure_postgres() {

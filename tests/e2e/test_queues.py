@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+import aio_pika
 import asyncpg
 import httpx
 
+from postwire_notifier.amqp_queues import ENQUEUED, EXCHANGE, QUEUE, TENANT, routing_key
 from postwire_testkit.api import Tenant, envelope
 from postwire_testkit.wait import eventually
 
@@ -105,30 +108,21 @@ async def test_a_long_poll_returns_when_a_message_arrives(tenant: Tenant) -> Non
 
 
 async def test_messages_past_retention_are_dropped_and_counted(
-    tenant: Tenant, db: asyncpg.Connection
+    tenant: Tenant, db: asyncpg.Connection, broker_url: str
 ) -> None:
     await ok(
         await api(tenant).post("/v1/queues", json={"name": "old", "message_retention": 60}), 201
     )
-    await make_rule(tenant, "old", ["Deliver:Request"], ["queue:old"])
-    await tenant.send([f"old.{tenant.name}@example.org"])
-
-    async def queued() -> bool:
-        return bool(
-            await db.fetchval(
-                "SELECT count(*) FROM notifier.queue_messages WHERE queue = 'old' "
-                "AND tenant_id = (SELECT tenant_id FROM notifier.queues WHERE name = 'old' "
-                "AND tenant_id IN (SELECT id FROM ingest.accounts WHERE name = $1))",
-                tenant.name,
-            )
+    tenant_id = await db.fetchval("SELECT id FROM ingest.accounts WHERE name = $1", tenant.name)
+    # A message enqueued 61 s ago, as the notifier stamps it, straight into the queue.
+    async with await aio_pika.connect(broker_url) as connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(EXCHANGE)
+        headers = {TENANT: tenant_id, QUEUE: "old", ENQUEUED: int(time.time() * 1000) - 61_000}
+        await exchange.publish(
+            aio_pika.Message(b"old=1", message_id=uuid.uuid4().hex, headers=headers),
+            routing_key=routing_key(tenant_id, "old"),
         )
-
-    await eventually(queued, what="the message in the queue")
-    await db.execute(
-        "UPDATE notifier.queue_messages SET enqueued_at = now() - interval '61 seconds' "
-        "WHERE queue = 'old' AND tenant_id IN (SELECT id FROM ingest.accounts WHERE name = $1)",
-        tenant.name,
-    )
     shown = await ok(await api(tenant).get("/v1/queues/old"))
     assert (shown["depth"], shown["dropped"]) == (0, 1)
     assert await receive(tenant, "old", wait=0) == []

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
         description="RabbitMQ URL (a secret: `postwire settings` shows it without password).",
     )
+    broker_management_url: str = Field(
+        "http://127.0.0.1:15672",
+        description="RabbitMQ's management HTTP API (the rabbitmq_management plugin), used "
+        "with the broker URL's user and vhost to make the broker users that consume account "
+        "queues over AMQP.",
+    )
     admin_token: SecretStr | None = Field(
         None, description="Bearer token for /v1/admin; unset turns the admin API off."
     )

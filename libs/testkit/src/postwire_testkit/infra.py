@@ -32,14 +32,18 @@ async def temp_database(base_url: str = DEFAULT_DATABASE_URL) -> AsyncIterator[s
         await db.drop_database(url)
 
 
-def _rabbitmqctl(*args: str) -> None:
+def _rabbitmqctl(*args: str) -> str:
     tool = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    subprocess.run([tool, "-q", *args], check=True, capture_output=True, timeout=60)  # noqa: S603
+    done = subprocess.run(  # noqa: S603
+        [tool, "-q", *args], check=True, capture_output=True, timeout=60, text=True
+    )
+    return done.stdout
 
 
 @contextmanager
 def temp_vhost(base_url: str = DEFAULT_BROKER_URL) -> Iterator[str]:
-    """A new vhost (via rabbitmqctl) with the URL's user given full rights on it."""
+    """A new vhost (via rabbitmqctl) with the URL's user given full rights on it; the
+    account broker users (``acct-…``) permitted on it go with it."""
     name = unique_name("postwire_test")
     user = urlsplit(base_url).username or "guest"
     _rabbitmqctl("add_vhost", name)
@@ -48,6 +52,12 @@ def temp_vhost(base_url: str = DEFAULT_BROKER_URL) -> Iterator[str]:
         parts = urlsplit(base_url)
         yield urlunsplit(parts._replace(path="/" + quote(name, safe="")))
     finally:
+        # The broker users accounts made to consume their queues (users are per node).
+        listed = _rabbitmqctl("list_permissions", "-p", name, "--no-table-headers")
+        for line in listed.splitlines():
+            made = line.split("\t")[0]
+            if made.startswith("acct-"):
+                _rabbitmqctl("delete_user", made)
         _rabbitmqctl("delete_vhost", name)
 
 

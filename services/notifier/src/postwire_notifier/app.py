@@ -4,10 +4,14 @@ Process model: one asyncio loop; ``notifier.events`` fans each ``EventBatch`` ou
 push rows (one per webhook and event); lanes (``postwire_common.lanes``, one per webhook,
 4 pushes at once each) claim due pushes with short leases and push them over one HTTP
 client; a failed push is due again after the next wait of the schedule. The same
-batches go through the accounts' event rules into their queues (``notifications``).
+batches go through the accounts' event rules into their queues (``notifications``):
+RabbitMQ quorum queues an account receives over HTTP or consumes over AMQP with broker
+users of its own (``amqp_queues``, ``broker_users``); the notifier counts the messages
+they drop past retention (consumes ``postwire.acct-expired``).
 Consumes
 ``EventBatch`` from ``postwire.events`` (in parallel with the events service); publishes
-nothing. Scale by adding replicas: claims use ``SKIP LOCKED``.
+the rendered events of queue subscriptions to ``postwire.acct``. Scale by adding
+replicas: claims use ``SKIP LOCKED``.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from postwire_common.crypto import keyring
 from postwire_common.lanes import Lanes
 from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
-from postwire_notifier import api, handlers, history_api, resources_api
+from postwire_notifier import api, credentials_api, handlers, history_api, resources_api
+from postwire_notifier.amqp_queues import AmqpQueues
+from postwire_notifier.broker_users import BrokerUsers, ManagementApi
 from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.http_client import SafeClient
 from postwire_notifier.notifications import RuleFanout
 from postwire_notifier.pushes import Pusher, webhook_lane
-from postwire_notifier.queue_store import QueueStore
+from postwire_notifier.queue_upgrade import move_stored_messages
 from postwire_notifier.resource_store import ResourceStore
 from postwire_notifier.store import NotifierStore, Push
 
@@ -64,7 +70,10 @@ class NotifierService(Service):
             lease=max(15.0, settings.webhook_timeout * 3),
             name="notifier",
         )
-        self.queues = QueueStore(self.pool)
+        broker_url = settings.broker_url.get_secret_value()
+        self.queues = AmqpQueues(self.pool, broker_url)
+        self.management = ManagementApi(broker_url, settings.broker_management_url)
+        self.broker_users = BrokerUsers(self.pool, self.management)
         self.rules = RuleFanout(
             self.directory, self.queues, self.store, self._wake, settings.region
         )
@@ -79,7 +88,8 @@ class NotifierService(Service):
         self._routers = [
             api.router(settings, self.store, self.client),
             resources_api.topics_router(self.resources),
-            resources_api.queues_router(self.resources, self.queues),
+            resources_api.queues_router(self.resources, self.queues, self.broker_users),
+            credentials_api.router(self.resources, self.broker_users),
             resources_api.rules_router(self.resources),
             history_api.router(self.store),
         ]
@@ -96,11 +106,13 @@ class NotifierService(Service):
         await self.retention.run_once()  # today's partitions exist before pushes are made
         self.spawn(self.retention.run(), "retention")
         self.spawn(self._purge_queues(), "queue-retention")
+        await self.queues.start()
+        await move_stored_messages(self.pool, self.queues)  # queues kept in PostgreSQL before
         await self.directory.start()
         self.lanes.start()
 
     async def _purge_queues(self) -> None:
-        """Messages past their queue's retention are dropped and counted, every minute."""
+        """Dedup keys, receipts and tombstones past their queue's retention are forgotten."""
         while True:
             await asyncio.sleep(QUEUE_PURGE_INTERVAL)
             try:
@@ -112,3 +124,5 @@ class NotifierService(Service):
         await self.lanes.stop()
         await self.directory.stop()
         await self.client.close()
+        await self.queues.stop()
+        await self.management.close()

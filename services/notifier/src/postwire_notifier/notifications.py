@@ -25,8 +25,8 @@ from typing import Any
 
 from postwire_common.schemas import MNS_EVENT_TYPES, EventBatch
 from postwire_notifier import formats
+from postwire_notifier.amqp_queues import AmqpQueues, Enqueue
 from postwire_notifier.directory import WebhookDirectory
-from postwire_notifier.queue_store import Enqueue, QueueStore
 from postwire_notifier.signature import new_token
 from postwire_notifier.store import NotifierStore
 
@@ -37,7 +37,7 @@ class RuleFanout:
     def __init__(
         self,
         directory: WebhookDirectory,
-        queues: QueueStore,
+        queues: AmqpQueues,
         pushes: NotifierStore,
         wake_lanes: Callable[[], None],
         region: str,

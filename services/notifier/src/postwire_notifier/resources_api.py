@@ -14,7 +14,8 @@ from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
 from postwire_common.http.models import RequestModel
 from postwire_common.http.routes import ApiRoute
-from postwire_notifier.queue_store import QueueStore
+from postwire_notifier.amqp_queues import AmqpQueues
+from postwire_notifier.broker_users import BrokerUsers
 from postwire_notifier.resource_store import Queue, ResourceStore, Subscription
 from postwire_notifier.resources import (
     MAX_MESSAGE_SIZE,
@@ -144,7 +145,7 @@ def topics_router(store: ResourceStore) -> APIRouter:
     return api
 
 
-def queues_router(store: ResourceStore, messages: QueueStore) -> APIRouter:
+def queues_router(store: ResourceStore, messages: AmqpQueues, users: BrokerUsers) -> APIRouter:
     api = APIRouter(prefix="/v1/queues", tags=["queues"], route_class=ApiRoute)
 
     @api.post("", status_code=201, summary="Create a queue")
@@ -156,6 +157,13 @@ def queues_router(store: ResourceStore, messages: QueueStore) -> APIRouter:
             check_range("max_message_size", body.max_message_size, MAX_MESSAGE_SIZE),
         )
         await store.create_queue(principal.tenant_id, queue)
+        try:
+            await messages.declare(
+                principal.tenant_id, queue.name, queue.visibility_timeout, queue.message_retention
+            )
+        except Exception:
+            await store.delete_queue(principal.tenant_id, queue.name)
+            raise
         return ok(await _show(principal.tenant_id, queue.name), status=201)
 
     async def _show(tenant_id: str, name: str) -> dict[str, Any]:
@@ -190,7 +198,10 @@ def queues_router(store: ResourceStore, messages: QueueStore) -> APIRouter:
 
     @api.delete("/{name}", summary="Delete a queue and its messages")
     async def delete(name: str, principal: CurrentPrincipal) -> Response:
-        await store.delete_queue(principal.tenant_id, name)
+        made = await users.list(principal.tenant_id, name)
+        await store.delete_queue(principal.tenant_id, name)  # its credentials' rows too
+        await users.delete_users([row["username"] for row in made])
+        await messages.remove(principal.tenant_id, name)
         return ok()
 
     return api
