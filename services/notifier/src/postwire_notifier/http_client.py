@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import ssl
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -92,6 +93,13 @@ def _host_problem(url: str) -> str | None:
     return None
 
 
+# One connection pool per origin: a lane pushes 4 at once to its endpoint. A single pool
+# for every endpoint scans all its connections on each request (httpcore), which cost
+# more CPU than the pushes themselves with a hundred endpoints.
+PER_ORIGIN = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+MAX_ORIGINS = 1000  # pools kept; the least recently used one is closed beyond that
+
+
 class SafeClient:
     def __init__(
         self,
@@ -102,18 +110,38 @@ class SafeClient:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._timeout = timeout
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
-        backend = CheckedBackend(allow_private=allow_private, lookup=lookup)
-        self._client = httpx.AsyncClient(
-            transport=checked_transport(backend, limits, ssl_context),
+        self._backend = CheckedBackend(allow_private=allow_private, lookup=lookup)
+        # Loading the CA bundle once, not per pool.
+        self._ssl = ssl_context or httpx.create_ssl_context(trust_env=False)
+        self._clients: OrderedDict[tuple[str, str, int | None], httpx.AsyncClient] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def _client(self, url: str) -> httpx.AsyncClient:
+        parsed = httpx.URL(url)
+        origin = (parsed.scheme, parsed.host, parsed.port)
+        client = self._clients.get(origin)
+        if client is not None:
+            self._clients.move_to_end(origin)
+            return client
+        client = httpx.AsyncClient(
+            transport=checked_transport(self._backend, PER_ORIGIN, self._ssl),
             follow_redirects=False,
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(self._timeout),
             headers={"User-Agent": "postwire-webhook/1"},
             trust_env=False,
         )
+        self._clients[origin] = client
+        if len(self._clients) > MAX_ORIGINS:
+            _, oldest = self._clients.popitem(last=False)
+            task = asyncio.create_task(oldest.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return client
 
     async def close(self) -> None:
-        await self._client.aclose()
+        clients, self._clients = list(self._clients.values()), OrderedDict()
+        for client in clients:
+            await client.aclose()
 
     async def request(
         self,
@@ -131,10 +159,11 @@ class SafeClient:
 
         try:
             async with asyncio.timeout(self._timeout):
-                request = self._client.build_request(
+                client = self._client(url)
+                request = client.build_request(
                     method, url, json=json, content=content, headers=headers
                 )
-                response = await self._client.send(request, stream=True)
+                response = await client.send(request, stream=True)
                 try:
                     excerpt = await _read_excerpt(response)
                 finally:
@@ -143,7 +172,7 @@ class SafeClient:
             return Answer(None, elapsed(), error=f"forbidden target: {exc}")
         except TimeoutError:
             return Answer(None, elapsed(), error=f"no answer within {self._timeout:g}s")
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return Answer(None, elapsed(), error=f"{type(exc).__name__}: {exc}"[:500])
         return Answer(response.status_code, elapsed(), excerpt)
 
