@@ -93,11 +93,12 @@ def _host_problem(url: str) -> str | None:
     return None
 
 
-# One connection pool per origin: a lane pushes 4 at once to its endpoint. A single pool
-# for every endpoint scans all its connections on each request (httpcore), which cost
-# more CPU than the pushes themselves with a hundred endpoints.
-PER_ORIGIN = httpx.Limits(max_connections=8, max_keepalive_connections=8)
-MAX_ORIGINS = 1000  # pools kept; the least recently used one is closed beyond that
+# One connection pool per endpoint URL (a lane pushes 4 at once to its endpoint), so
+# endpoints sharing a server do not queue for each other's connections. A single pool for
+# every endpoint scans all its connections on each request (httpcore), which cost more
+# CPU than the pushes themselves with a hundred endpoints.
+PER_ENDPOINT = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+MAX_POOLS = 1000  # the least recently used pool is closed beyond that
 
 
 class SafeClient:
@@ -113,25 +114,23 @@ class SafeClient:
         self._backend = CheckedBackend(allow_private=allow_private, lookup=lookup)
         # Loading the CA bundle once, not per pool.
         self._ssl = ssl_context or httpx.create_ssl_context(trust_env=False)
-        self._clients: OrderedDict[tuple[str, str, int | None], httpx.AsyncClient] = OrderedDict()
+        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
 
     def _client(self, url: str) -> httpx.AsyncClient:
-        parsed = httpx.URL(url)
-        origin = (parsed.scheme, parsed.host, parsed.port)
-        client = self._clients.get(origin)
+        client = self._clients.get(url)
         if client is not None:
-            self._clients.move_to_end(origin)
+            self._clients.move_to_end(url)
             return client
         client = httpx.AsyncClient(
-            transport=checked_transport(self._backend, PER_ORIGIN, self._ssl),
+            transport=checked_transport(self._backend, PER_ENDPOINT, self._ssl),
             follow_redirects=False,
             timeout=httpx.Timeout(self._timeout),
             headers={"User-Agent": "postwire-webhook/1"},
             trust_env=False,
         )
-        self._clients[origin] = client
-        if len(self._clients) > MAX_ORIGINS:
+        self._clients[url] = client
+        if len(self._clients) > MAX_POOLS:
             _, oldest = self._clients.popitem(last=False)
             task = asyncio.create_task(oldest.aclose())
             self._closing.add(task)

@@ -40,7 +40,10 @@ CONNECTIONS_PER_WEBHOOK = 4
 
 
 def webhook_lane(_webhook_id: str) -> LanePolicy:
-    return LanePolicy(CONNECTIONS_PER_WEBHOOK, 0.0, CONNECTIONS_PER_WEBHOOK * 8)
+    # A lane holds at most twice what it pushes at once: an endpoint that hangs then
+    # holds 8 of the process's window (4x POSTWIRE_NOTIFIER_CONCURRENCY), not 32, so
+    # many hanging endpoints leave room for the healthy ones.
+    return LanePolicy(CONNECTIONS_PER_WEBHOOK, 0.0, CONNECTIONS_PER_WEBHOOK * 2)
 
 
 class Pusher:
