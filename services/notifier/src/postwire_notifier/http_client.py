@@ -12,7 +12,6 @@ import asyncio
 import ipaddress
 import ssl
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -93,14 +92,6 @@ def _host_problem(url: str) -> str | None:
     return None
 
 
-# One connection pool per endpoint URL (a lane pushes 4 at once to its endpoint), so
-# endpoints sharing a server do not queue for each other's connections. A single pool for
-# every endpoint scans all its connections on each request (httpcore), which cost more
-# CPU than the pushes themselves with a hundred endpoints.
-PER_ENDPOINT = httpx.Limits(max_connections=8, max_keepalive_connections=8)
-MAX_POOLS = 1000  # the least recently used pool is closed beyond that
-
-
 class SafeClient:
     def __init__(
         self,
@@ -111,36 +102,18 @@ class SafeClient:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._timeout = timeout
-        self._backend = CheckedBackend(allow_private=allow_private, lookup=lookup)
-        # Loading the CA bundle once, not per pool.
-        self._ssl = ssl_context or httpx.create_ssl_context(trust_env=False)
-        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
-        self._closing: set[asyncio.Task[None]] = set()
-
-    def _client(self, url: str) -> httpx.AsyncClient:
-        client = self._clients.get(url)
-        if client is not None:
-            self._clients.move_to_end(url)
-            return client
-        client = httpx.AsyncClient(
-            transport=checked_transport(self._backend, PER_ENDPOINT, self._ssl),
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+        backend = CheckedBackend(allow_private=allow_private, lookup=lookup)
+        self._client = httpx.AsyncClient(
+            transport=checked_transport(backend, limits, ssl_context),
             follow_redirects=False,
-            timeout=httpx.Timeout(self._timeout),
+            timeout=httpx.Timeout(timeout),
             headers={"User-Agent": "postwire-webhook/1"},
             trust_env=False,
         )
-        self._clients[url] = client
-        if len(self._clients) > MAX_POOLS:
-            _, oldest = self._clients.popitem(last=False)
-            task = asyncio.create_task(oldest.aclose())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        return client
 
     async def close(self) -> None:
-        clients, self._clients = list(self._clients.values()), OrderedDict()
-        for client in clients:
-            await client.aclose()
+        await self._client.aclose()
 
     async def request(
         self,
@@ -158,11 +131,10 @@ class SafeClient:
 
         try:
             async with asyncio.timeout(self._timeout):
-                client = self._client(url)
-                request = client.build_request(
+                request = self._client.build_request(
                     method, url, json=json, content=content, headers=headers
                 )
-                response = await client.send(request, stream=True)
+                response = await self._client.send(request, stream=True)
                 try:
                     excerpt = await _read_excerpt(response)
                 finally:
@@ -171,7 +143,7 @@ class SafeClient:
             return Answer(None, elapsed(), error=f"forbidden target: {exc}")
         except TimeoutError:
             return Answer(None, elapsed(), error=f"no answer within {self._timeout:g}s")
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except httpx.HTTPError as exc:
             return Answer(None, elapsed(), error=f"{type(exc).__name__}: {exc}"[:500])
         return Answer(response.status_code, elapsed(), excerpt)
 
