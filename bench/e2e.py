@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -70,6 +71,18 @@ class Run:
     send_finished: float = 0.0
 
 
+def wait_listening(port: int, what: str, within: float = 10.0) -> None:
+    """Wait until something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start")
+
+
 class Sink:
     """The catch-all MX as a separate process, logging arrivals to a file."""
 
@@ -81,14 +94,7 @@ class Sink:
             [sys.executable, "-m", "postwire_testkit.sink", "--port", str(self.port),
              "--log", str(self.log)],
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with __import__("socket").create_connection(("127.0.0.1", self.port), 0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("the SMTP sink did not start")
+        wait_listening(self.port, "the SMTP sink")
 
     def arrivals(self) -> dict[str, float]:
         found: dict[str, float] = {}

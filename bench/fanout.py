@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from e2e import ADMIN_TOKEN, Run, Sink, drive, env_for, migrate, pct
+from e2e import ADMIN_TOKEN, Run, Sink, drive, env_for, migrate, pct, wait_listening
 
 from postwire_testkit.api import Tenant, Urls
 from postwire_testkit.dns import LoopbackDns
@@ -122,14 +122,7 @@ class PushSink:
             [sys.executable, str(HERE / "pushsink.py"), "--port", str(self.port),
              "--log", str(self.log)],
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with __import__("socket").create_connection(("127.0.0.1", self.port), 0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("the push receiver did not start")
+        wait_listening(self.port, "the push receiver")
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

@@ -199,25 +199,6 @@ class AmqpQueues:
             await asyncio.gather(*publishes)  # every confirm before the keys commit
         return len(rows)
 
-    async def publish_stored(self, rows: Sequence[Any]) -> None:
-        """Publish messages kept elsewhere (``queue_upgrade``) with their own message id,
-        enqueue time and dequeue count, waiting for every confirm."""
-        async with self._channel() as channel:
-            exchange = await channel.get_exchange(EXCHANGE, ensure=False)
-            publishes = []
-            for r in rows:
-                enqueued = int(r["enqueued_at"].timestamp() * 1000)
-                headers = {
-                    TENANT: r["tenant_id"],
-                    QUEUE: r["queue"],
-                    ENQUEUED: enqueued,
-                    DEQUEUES: r["dequeue_count"],
-                }
-                message = _message(bytes(r["body"]), r["content_type"], r["message_id"], headers)
-                key = routing_key(r["tenant_id"], r["queue"])
-                publishes.append(exchange.publish(message, routing_key=key))
-            await asyncio.gather(*publishes)
-
     # receive and delete ------------------------------------------------------------
 
     async def _retention(self, tenant_id: str, queue: str) -> int:

@@ -36,7 +36,6 @@ from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.http_client import SafeClient
 from postwire_notifier.notifications import RuleFanout
 from postwire_notifier.pushes import Pusher, webhook_lane
-from postwire_notifier.queue_upgrade import move_stored_messages
 from postwire_notifier.resource_store import ResourceStore
 from postwire_notifier.store import NotifierStore, Push
 
@@ -75,7 +74,7 @@ class NotifierService(Service):
         self.management = ManagementApi(broker_url, settings.broker_management_url)
         self.broker_users = BrokerUsers(self.pool, self.management)
         self.rules = RuleFanout(
-            self.directory, self.queues, self.store, self._wake, settings.region
+            self.directory, self.resources, self.queues, self.store, self._wake, settings.region
         )
         handlers.register(self.broker, self.pusher, self.rules)
         self.retention = Retention(
@@ -107,7 +106,6 @@ class NotifierService(Service):
         self.spawn(self.retention.run(), "retention")
         self.spawn(self._purge_queues(), "queue-retention")
         await self.queues.start()
-        await move_stored_messages(self.pool, self.queues)  # queues kept in PostgreSQL before
         await self.directory.start()
         self.lanes.start()
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -22,6 +23,8 @@ from postwire_notifier.resource_store import ResourceStore
 from postwire_notifier.store import NotifierStore, Webhook
 
 log = logging.getLogger("postwire.notifier.directory")
+
+T = TypeVar("T")
 
 CHANNEL = "postwire_webhooks"
 _MAX_TENANTS = 100_000
@@ -58,31 +61,30 @@ class WebhookDirectory:
         return self._listener is not None and not self._listener.is_closed()
 
     async def matching(self, tenant_id: str, event: str) -> list[Webhook]:
-        hooks = self._cache.get(tenant_id) if self.caching else None
-        if hooks is None:
-            generation = self._generation
-            hooks = await self._store.tenant_webhooks(tenant_id)
-            # Keep the answer only if no change notice arrived while we asked.
-            if self.caching and generation == self._generation:
-                if len(self._cache) >= _MAX_TENANTS:
-                    self._cache.clear()
-                self._cache[tenant_id] = hooks
+        hooks = await self._cached(
+            self._cache, tenant_id, lambda: self._store.tenant_webhooks(tenant_id)
+        )
         return [hook for hook in hooks if event in hook.events]
-
-    async def count_undeliverable(self, counts: dict[tuple[str, str], int]) -> None:
-        await self._resources.count_undeliverable(counts)
 
     async def routes(self, tenant_id: str) -> list[dict[str, Any]]:
         """The tenant's rules, each with every subscription of its topic."""
-        routes = self._routes.get(tenant_id) if self.caching else None
-        if routes is None:
+        return await self._cached(
+            self._routes, tenant_id, lambda: self._resources.routes([tenant_id])
+        )
+
+    async def _cached(
+        self, cache: dict[str, T], tenant_id: str, load: Callable[[], Awaitable[T]]
+    ) -> T:
+        found = cache.get(tenant_id) if self.caching else None
+        if found is None:
             generation = self._generation
-            routes = await self._resources.routes([tenant_id])
+            found = await load()
+            # Keep the answer only if no change notice arrived while we asked.
             if self.caching and generation == self._generation:
-                if len(self._routes) >= _MAX_TENANTS:
-                    self._routes.clear()
-                self._routes[tenant_id] = routes
-        return routes
+                if len(cache) >= _MAX_TENANTS:
+                    cache.clear()
+                cache[tenant_id] = found
+        return found
 
     async def _listen(self) -> None:
         connection = await asyncpg.connect(self._database_url)

@@ -27,6 +27,7 @@ from postwire_common.schemas import MNS_EVENT_TYPES, EventBatch
 from postwire_notifier import formats
 from postwire_notifier.amqp_queues import AmqpQueues, Enqueue
 from postwire_notifier.directory import WebhookDirectory
+from postwire_notifier.resource_store import ResourceStore
 from postwire_notifier.signature import new_token
 from postwire_notifier.store import NotifierStore
 
@@ -37,12 +38,14 @@ class RuleFanout:
     def __init__(
         self,
         directory: WebhookDirectory,
+        resources: ResourceStore,
         queues: AmqpQueues,
         pushes: NotifierStore,
         wake_lanes: Callable[[], None],
         region: str,
     ) -> None:
         self._directory = directory
+        self._resources = resources
         self._queues = queues
         self._pushes = pushes
         self._wake_lanes = wake_lanes
@@ -89,7 +92,7 @@ class RuleFanout:
         added = await self._queues.enqueue(enqueue)
         if pushes and await self._pushes.create_pushes(pushes):
             self._wake_lanes()
-        await self._directory.count_undeliverable(dict(undeliverable))
+        await self._resources.count_undeliverable(dict(undeliverable))
         if added or undeliverable:
             log.debug(
                 "events routed by rules",

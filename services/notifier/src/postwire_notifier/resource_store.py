@@ -47,6 +47,17 @@ class Subscription:
     content_format: ContentFormat
 
 
+# What the API shows of a queue and of a rule; one account's, by tenant_id = $1.
+_QUEUE = (
+    "SELECT name, visibility_timeout, message_retention, max_message_size, dropped, "
+    "created_at FROM notifier.queues WHERE tenant_id = $1 "
+)
+_RULE = (
+    "SELECT name, event_types, endpoints, topic, undeliverable, created_at "
+    "FROM notifier.event_rules WHERE tenant_id = $1 "
+)
+
+
 async def _lock(conn: asyncpg.Connection, tenant_id: str) -> None:
     """Serialise the account's changes; the change notice goes out when (and only if)
     the transaction commits, so every notifier process drops its cached routes."""
@@ -145,16 +156,14 @@ class ResourceStore:
 
     async def queues(self, tenant_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT name, visibility_timeout, message_retention, max_message_size, dropped, "
-            "created_at FROM notifier.queues WHERE tenant_id = $1 ORDER BY name",
+            _QUEUE + "ORDER BY name",
             tenant_id,
         )
         return [dict(r) for r in rows]
 
     async def queue(self, tenant_id: str, name: str) -> dict[str, Any]:
         row = await self.pool.fetchrow(
-            "SELECT name, visibility_timeout, message_retention, max_message_size, dropped, "
-            "created_at FROM notifier.queues WHERE tenant_id = $1 AND name = $2",
+            _QUEUE + "AND name = $2",
             tenant_id,
             name,
         )
@@ -367,16 +376,14 @@ class ResourceStore:
 
     async def rules(self, tenant_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT name, event_types, endpoints, topic, undeliverable, created_at "
-            "FROM notifier.event_rules WHERE tenant_id = $1 ORDER BY name",
+            _RULE + "ORDER BY name",
             tenant_id,
         )
         return [dict(r) for r in rows]
 
     async def rule(self, tenant_id: str, name: str) -> dict[str, Any]:
         row = await self.pool.fetchrow(
-            "SELECT name, event_types, endpoints, topic, undeliverable, created_at "
-            "FROM notifier.event_rules WHERE tenant_id = $1 AND name = $2",
+            _RULE + "AND name = $2",
             tenant_id,
             name,
         )

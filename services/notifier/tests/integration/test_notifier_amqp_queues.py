@@ -24,7 +24,6 @@ from postwire_notifier.amqp_queues import (
     Enqueue,
     routing_key,
 )
-from postwire_notifier.queue_upgrade import move_stored_messages
 from postwire_notifier.resource_store import Queue, ResourceStore
 from postwire_testkit.infra import migrated_database, temp_vhost, unique_name
 from postwire_testkit.wait import eventually
@@ -128,25 +127,3 @@ async def test_messages_past_retention_are_dropped_and_counted(
     assert (await ResourceStore(store.pool, Keyring([generate_key()])).queue(tenant, name))[
         "dropped"
     ] == 1
-
-
-async def test_messages_stored_in_postgresql_before_are_moved_into_the_broker(
-    store: AmqpQueues,
-) -> None:
-    tenant, name = await a_queue(store)
-    await store.pool.execute(
-        "INSERT INTO notifier.queue_messages (tenant_id, queue, message_id, dedup, body, "
-        "content_type, enqueued_at, dequeue_count) VALUES ($1, $2, 'm-old', 'E1', 'x=1', "
-        "'text/plain', now() - interval '1 hour', 2)",
-        tenant,
-        name,
-    )
-    assert await move_stored_messages(store.pool, store) >= 1
-    [message] = await store.receive(tenant, name, 16, 30)
-    assert (message["message_id"], message["body"], message["dequeue_count"]) == (
-        "m-old",
-        "x=1",
-        3,
-    )
-    assert time.time() - message["enqueue_time"].timestamp() > 3500
-    assert await store.pool.fetchval("SELECT count(*) FROM notifier.queue_messages") == 0

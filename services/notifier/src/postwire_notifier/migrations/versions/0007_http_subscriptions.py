@@ -12,7 +12,7 @@ Revision ID: 0007
 from postwire_common.migrations import execute_script
 
 revision = "0007"
-down_revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
