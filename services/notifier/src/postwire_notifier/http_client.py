@@ -1,7 +1,7 @@
 """HTTP requests to user-given URLs, safe against SSRF.
 
 Each new connection resolves the host once and goes to an address that passed the check
-(``transport.CheckedBackend``); the URL keeps its host name for the pool, the ``Host``
+(``transport.CheckedResolver``); the URL keeps its host name for the pool, the ``Host``
 header and TLS. Redirects are not followed (a 3xx is a failed push), the whole exchange
 is bounded by one deadline, and at most ``EXCERPT`` bytes of the answer are read.
 """
@@ -13,13 +13,16 @@ import ipaddress
 import ssl
 import time
 from dataclasses import dataclass
+from json import dumps
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
+import yarl
 
 from postwire_common.errors import InvalidValue
-from postwire_common.netguard import ForbiddenTarget, Lookup, system_lookup
-from postwire_notifier.transport import CheckedBackend, checked_transport
+from postwire_common.netguard import ForbiddenTarget, Lookup, check_ip, system_lookup
+from postwire_notifier.transport import CheckedResolver
 
 EXCERPT = 1024
 MAX_URL = 2048
@@ -93,6 +96,13 @@ def _host_problem(url: str) -> str | None:
 
 
 class SafeClient:
+    """POSTs to user-given URLs through aiohttp with a :class:`CheckedResolver`.
+
+    aiohttp keys idle connections by host, so a request finds one in constant time;
+    httpx's pool scanned every pooled connection on each request, which cost more than
+    the pushes themselves with a hundred endpoints (1.0-1.3k against 3.5-10k requests/s
+    to the same loopback receiver)."""
+
     def __init__(
         self,
         *,
@@ -102,18 +112,34 @@ class SafeClient:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._timeout = timeout
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
-        backend = CheckedBackend(allow_private=allow_private, lookup=lookup)
-        self._client = httpx.AsyncClient(
-            transport=checked_transport(backend, limits, ssl_context),
-            follow_redirects=False,
-            timeout=httpx.Timeout(timeout),
-            headers={"User-Agent": "postwire-webhook/1"},
-            trust_env=False,
-        )
+        self._allow_private = allow_private
+        self._lookup = lookup
+        self._ssl = ssl_context or ssl.create_default_context()
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use: a session belongs to the running event loop.
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=512,
+                limit_per_host=0,  # the lanes bound each endpoint (4 at once)
+                use_dns_cache=False,  # every new connection is resolved and checked again
+                resolver=CheckedResolver(allow_private=self._allow_private, lookup=self._lookup),
+                ssl=self._ssl,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": "postwire-webhook/1"},
+                trust_env=False,  # no proxy from the environment
+                auto_decompress=False,
+                skip_auto_headers=("Accept-Encoding",),
+            )
+        return self._session
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def request(
         self,
@@ -129,31 +155,47 @@ class SafeClient:
         def elapsed() -> int:
             return int((time.perf_counter() - started) * 1000)
 
+        headers = dict(headers or {})
+        if json is not None:
+            content = dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
+            headers.setdefault("Content-Type", "application/json")
         try:
-            async with asyncio.timeout(self._timeout):
-                request = self._client.build_request(
-                    method, url, json=json, content=content, headers=headers
-                )
-                response = await self._client.send(request, stream=True)
-                try:
-                    excerpt = await _read_excerpt(response)
-                finally:
-                    await response.aclose()
+            target = yarl.URL(url, encoded=False)
+            _check_literal(target.host or "", allow_private=self._allow_private)
+            async with (
+                asyncio.timeout(self._timeout),
+                self._client().request(
+                    method, target, data=content, headers=headers, allow_redirects=False
+                ) as response,
+            ):
+                excerpt = await _read_excerpt(response)
+                if not response.content.at_eof():
+                    response.close()  # unread body: the connection cannot be reused
         except ForbiddenTarget as exc:
             return Answer(None, elapsed(), error=f"forbidden target: {exc}")
         except TimeoutError:
             return Answer(None, elapsed(), error=f"no answer within {self._timeout:g}s")
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, ValueError) as exc:
             return Answer(None, elapsed(), error=f"{type(exc).__name__}: {exc}"[:500])
-        return Answer(response.status_code, elapsed(), excerpt)
+        return Answer(response.status, elapsed(), excerpt)
 
 
-async def _read_excerpt(response: httpx.Response) -> str:
+def _check_literal(host: str, *, allow_private: bool) -> None:
+    """aiohttp connects to an IP literal without asking the resolver: check it here."""
+    try:
+        ip = str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return  # a name: the resolver checks what it resolves to
+    check_ip(ip, allow_private=allow_private, host=host)
+
+
+async def _read_excerpt(response: aiohttp.ClientResponse) -> str:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_raw():
+    while size < EXCERPT:
+        chunk = await response.content.read(EXCERPT - size)
+        if not chunk:
+            break
         chunks.append(chunk)
         size += len(chunk)
-        if size >= EXCERPT:
-            break
-    return b"".join(chunks)[:EXCERPT].decode("utf-8", "replace")
+    return b"".join(chunks).decode("utf-8", "replace")

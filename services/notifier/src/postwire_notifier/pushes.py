@@ -8,8 +8,8 @@
     push ──POST signed body──▶ 200 within the timeout: delivered
                               else: due again after the next wait of the schedule,
                                     or dropped after the last one
-         ──record the attempt (status, latency, excerpt, will_retry), in one transaction
-           with the push's next state
+         ──record the attempt (status, latency, excerpt, will_retry) with the push's
+           next state, in one statement for every attempt that ends meanwhile
 
 A slow or failing endpoint fills only its own lane: pushes to other webhooks go on. A
 crash between the POST and the record repeats that attempt once its lease runs out
@@ -19,10 +19,11 @@ crash between the POST and the record repeats that attempt once its lease runs o
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from postwire_common.batching import Batcher
 from postwire_common.config import Settings
 from postwire_common.lanes import LanePolicy
 from postwire_common.observability.metrics import PUSHES
@@ -32,7 +33,7 @@ from postwire_notifier.http_client import Answer, SafeClient
 from postwire_notifier.payload import push_body
 from postwire_notifier.resources import Strategy, retry_waits
 from postwire_notifier.signature import new_token, signature_headers, signed
-from postwire_notifier.store import NotifierStore, Push
+from postwire_notifier.store import Attempt, NotifierStore, Push
 
 log = logging.getLogger("postwire.notifier")
 
@@ -61,6 +62,8 @@ class Pusher:
         self._client = client
         self._wake_lanes = wake_lanes
         self._schedule = settings.webhook_retry_schedule
+        # Group commit: a statement per attempt cost more than the HTTP request itself.
+        self._recorder: Batcher[Attempt, None] = Batcher(self._record, max_size=256)
 
     async def fan_out(self, batch: EventBatch) -> None:
         rows: list[tuple[str, str, datetime, str, dict[str, Any]]] = []
@@ -87,8 +90,12 @@ class Pusher:
         retry_in = None
         if not answer.ok:
             retry_in = self._next_wait(push, attempt)
-        await self._store.record_attempt(push, attempt, answer, retry_in=retry_in)
+        await self._recorder.submit(Attempt(push, attempt, answer, retry_in))
         self._note(push, attempt, answer, retry_in is not None)
+
+    async def _record(self, attempts: Sequence[Attempt]) -> list[None]:
+        await self._store.record_attempts(attempts)
+        return [None] * len(attempts)
 
     def _next_wait(self, push: Push, attempt: int) -> float | None:
         """Seconds until the next attempt after failed attempt ``attempt``, or None."""

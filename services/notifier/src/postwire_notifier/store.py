@@ -55,6 +55,45 @@ class Push:
         return self.webhook_id
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt's outcome: the push ends, or is due again in ``retry_in`` seconds."""
+
+    push: Push
+    attempt: int
+    answer: Answer
+    retry_in: float | None
+
+    @property
+    def state(self) -> str:
+        if self.answer.ok:
+            return "delivered"
+        return "pending" if self.retry_in is not None else "dropped"
+
+
+# One statement, so attempts and push states are written together (or not at all).
+# Attempts recorded already are skipped; only recent days of attempts are looked at.
+_RECORD = """
+WITH u AS (
+    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::int[], $5::int[],
+        $6::text[], $7::text[], $8::bool[], $9::text[], $10::float8[])
+        AS u(id, event_at, attempt, http_status, latency_ms, response, error, will_retry,
+            state, retry_in)
+), attempts AS (
+    INSERT INTO notifier.push_attempts (push_id, attempt, http_status, latency_ms,
+        response, error, will_retry)
+    SELECT u.id, u.attempt, u.http_status, u.latency_ms, u.response, u.error, u.will_retry
+    FROM u WHERE NOT EXISTS (SELECT 1 FROM notifier.push_attempts a
+        WHERE a.push_id = u.id AND a.attempt = u.attempt AND a.at > now() - interval '2 days')
+    ON CONFLICT DO NOTHING
+)
+UPDATE notifier.pushes p
+SET attempts = u.attempt, state = u.state, updated_at = now(),
+    due_at = now() + make_interval(secs => u.retry_in), lease_owner = NULL, lease_until = NULL
+FROM u
+WHERE p.id = u.id AND p.event_at = u.event_at AND p.attempts < u.attempt
+"""
+
 _CLAIM = """
 UPDATE notifier.pushes p
 SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
@@ -272,29 +311,28 @@ class NotifierStore:
         self, push: Push, attempt: int, answer: Answer, *, retry_in: float | None
     ) -> None:
         """Record attempt ``attempt``; the push ends, or is due again in ``retry_in`` s."""
-        state = "delivered" if answer.ok else ("pending" if retry_in is not None else "dropped")
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO notifier.push_attempts (push_id, attempt, http_status, latency_ms, "
-                "response, error, will_retry) SELECT $1, $2, $3, $4, $5, $6, $7 "
-                # Recorded already (a repeated attempt): once. Only recent days are looked at.
-                "WHERE NOT EXISTS (SELECT 1 FROM notifier.push_attempts WHERE push_id = $1 "
-                "AND attempt = $2 AND at > now() - interval '2 days') ON CONFLICT DO NOTHING",
-                push.id,
-                attempt,
-                answer.status,
-                answer.latency_ms,
-                answer.excerpt[:1024] or None,
-                answer.error,
-                retry_in is not None,
+        await self.record_attempts([Attempt(push, attempt, answer, retry_in)])
+
+    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """Record many attempts in one statement (the lanes' workers, group committed).
+
+        An attempt recorded already (a repeat after a lost lease) is recorded once, and
+        leaves its push alone when a later attempt has been recorded since."""
+        if not attempts:
+            return
+        rows = [
+            (
+                a.push.id,
+                a.push.event_at,
+                a.attempt,
+                a.answer.status,
+                a.answer.latency_ms,
+                a.answer.excerpt[:1024] or None,
+                a.answer.error,
+                a.retry_in is not None,
+                a.state,
+                a.retry_in or 0.0,
             )
-            await conn.execute(
-                "UPDATE notifier.pushes SET attempts = $2, state = $3, updated_at = now(), "
-                "due_at = now() + make_interval(secs => $4), lease_owner = NULL, "
-                "lease_until = NULL WHERE id = $1 AND event_at = $5 AND attempts < $2",
-                push.id,
-                attempt,
-                state,
-                retry_in or 0.0,
-                push.event_at,
-            )
+            for a in attempts
+        ]
+        await self.pool.execute(_RECORD, *(list(c) for c in zip(*rows, strict=True)))
