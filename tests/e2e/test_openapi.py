@@ -118,6 +118,8 @@ def run_schemathesis(url: str, tenant: Tenant) -> tuple[list[str], set[str]]:
         {
             "seed": SCHEMATHESIS_SEED,
             "base-url": url,
+            # POST /v1/queues/{name}/receive long-polls up to 30 s by contract.
+            "request-timeout": 35,
             "checks": {"enabled": True, "positive_data_acceptance": {"enabled": False}},
             "generation": {"max-examples": SCHEMATHESIS_EXAMPLES},
             "auth": {

@@ -174,3 +174,30 @@ async def test_another_account_cannot_receive_or_acknowledge(
     answer = await theirs.delete(f"/v1/queues/private-q/messages/{handle}")
     assert answer.status_code == 404
     await ok(await api(tenant).delete(f"/v1/queues/private-q/messages/{handle}"))
+
+
+async def test_a_batch_acknowledge_deletes_what_it_names_and_reports_stale_handles(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    await ok(await api(tenant).post("/v1/queues", json={"name": "batch-q"}), 201)
+    await make_rule(tenant, "batch-q", ["Deliver:Request"], ["queue:batch-q"])
+    await tenant.send([f"b{i}.{tenant.name}@example.org" for i in range(3)])
+
+    async def all_three() -> list[Any] | None:
+        got = await receive(tenant, "batch-q", wait=1)
+        return got if len(got) == 3 else None
+
+    handles = [m["receipt_handle"] for m in await eventually(all_three, what="3 messages")]
+    body = {"receipt_handles": [*handles[:2], "0" * 32]}
+    # Another account's call acknowledges nothing: the queue is not theirs.
+    answer = await api(other_tenant).request("DELETE", "/v1/queues/batch-q/messages", json=body)
+    assert answer.status_code == 404
+    result = await ok(await api(tenant).request("DELETE", "/v1/queues/batch-q/messages", json=body))
+    assert result["deleted"] == handles[:2]
+    assert [(f["receipt_handle"], f["code"]) for f in result["failed"]] == [("0" * 32, "not_found")]
+    queue = await ok(await api(tenant).get("/v1/queues/batch-q"))
+    assert (queue["depth"], queue["in_flight"]) == (0, 1)
+    too_many = {"receipt_handles": ["x"] * 17}
+    answer = await api(tenant).request("DELETE", "/v1/queues/batch-q/messages", json=too_many)
+    assert answer.status_code == 400
+    assert envelope(answer)["Code"] == "invalid_value"

@@ -65,6 +65,10 @@ TENANT = "x-postwire-account"
 QUEUE = "x-postwire-queue"
 ENQUEUED = "x-postwire-enqueued-ms"
 DEQUEUES = "x-postwire-dequeue-count"
+STALE = (
+    "no message with this receipt handle (deleted already, visible again, or received "
+    "again since: use the newest handle)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,25 +215,32 @@ class AmqpQueues:
             raise NotFound(f"no queue {queue}")
         return int(retention)
 
-    async def _gone(
-        self, msg: AbstractIncomingMessage, tenant_id: str, queue: str, keep: int
-    ) -> bool:
-        """Drop a message that was deleted by handle (not counted) or is past retention
-        (counted); True when it was dropped."""
-        tombstone = await self.pool.fetchval(
-            "DELETE FROM notifier.queue_tombstones WHERE tenant_id = $1 AND queue = $2 "
-            "AND message_id = $3 RETURNING 1",
-            tenant_id,
-            queue,
-            msg.message_id,
-        )
-        expired = time.time() * 1000 - _enqueued_ms(msg) > keep * 1000
-        if tombstone is None and not expired:
-            return False
-        if tombstone is None:
-            await self._count_dropped(tenant_id, queue, msg.message_id or "")
-        await msg.ack()
-        return True
+    async def _sift(
+        self, got: Sequence[AbstractIncomingMessage], tenant_id: str, queue: str, keep: int
+    ) -> list[AbstractIncomingMessage]:
+        """Drop messages deleted by handle (not counted) or past retention (counted), in
+        one statement for the batch; the others are returned."""
+        tombstoned = {
+            row["message_id"]
+            for row in await self.pool.fetch(
+                "DELETE FROM notifier.queue_tombstones WHERE tenant_id = $1 AND queue = $2 "
+                "AND message_id = ANY($3::text[]) RETURNING message_id",
+                tenant_id,
+                queue,
+                [m.message_id or "" for m in got],
+            )
+        }
+        cutoff = time.time() * 1000 - keep * 1000
+        live: list[AbstractIncomingMessage] = []
+        for msg in got:
+            if msg.message_id in tombstoned:
+                await msg.ack()
+            elif _enqueued_ms(msg) < cutoff:
+                await self._count_dropped(tenant_id, queue, msg.message_id or "")
+                await msg.ack()
+            else:
+                live.append(msg)
+        return live
 
     async def receive(
         self, tenant_id: str, queue: str, limit: int, visibility: int
@@ -239,73 +250,94 @@ class AmqpQueues:
         async with self._channel() as channel:
             main = await channel.get_queue(amqp_name(tenant_id, queue), ensure=False)
             while len(found) < limit:
-                msg = await main.get(no_ack=False, fail=False)
-                if msg is None:
+                got: list[AbstractIncomingMessage] = []
+                while len(got) < limit - len(found):
+                    msg = await main.get(no_ack=False, fail=False)
+                    if msg is None:
+                        break
+                    got.append(msg)
+                if not got:
                     break
-                if await self._gone(msg, tenant_id, queue, keep):
-                    continue
-                found.append(await self._take(channel, msg, tenant_id, queue, visibility))
+                live = await self._sift(got, tenant_id, queue, keep)
+                found.extend(await self._take(channel, live, tenant_id, queue, visibility))
         return found
 
     async def _take(
         self,
         channel: AbstractChannel,
-        msg: AbstractIncomingMessage,
+        msgs: Sequence[AbstractIncomingMessage],
         tenant_id: str,
         queue: str,
         visibility: int,
-    ) -> dict[str, Any]:
-        seen = (msg.headers or {}).get(DEQUEUES)
-        dequeues = (seen if isinstance(seen, int) else 0) + 1
-        headers = {**(msg.headers or {}), DEQUEUES: dequeues}
-        headers.pop("x-death", None)
-        message_id = msg.message_id or uuid.uuid4().hex
-        content_type = msg.content_type or "text/plain"
-        copy = _message(msg.body, content_type, message_id, headers)
-        await channel.default_exchange.publish(copy, routing_key=invisible_name(tenant_id, queue))
-        receipt = secrets.token_hex(16)
+    ) -> list[dict[str, Any]]:
+        """Hide each message for ``visibility`` seconds under a fresh receipt handle: its
+        copy in the invisible queue (confirmed), its receipt recorded, then the ack."""
+        if not msgs:
+            return []
+        taken: list[dict[str, Any]] = []
+        publishes = []
+        for msg in msgs:
+            seen = (msg.headers or {}).get(DEQUEUES)
+            dequeues = (seen if isinstance(seen, int) else 0) + 1
+            headers = {**(msg.headers or {}), DEQUEUES: dequeues}
+            headers.pop("x-death", None)
+            message_id = msg.message_id or uuid.uuid4().hex
+            content_type = msg.content_type or "text/plain"
+            copy = _message(msg.body, content_type, message_id, headers)
+            publishes.append(
+                channel.default_exchange.publish(copy, routing_key=invisible_name(tenant_id, queue))
+            )
+            taken.append(
+                {
+                    "message_id": message_id,
+                    "receipt_handle": secrets.token_hex(16),
+                    "body": msg.body.decode("utf-8"),
+                    "content_type": content_type,
+                    "enqueue_time": datetime.fromtimestamp(_enqueued_ms(msg) / 1000, UTC),
+                    "dequeue_count": dequeues,
+                }
+            )
+        await asyncio.gather(*publishes)  # every copy confirmed before any original goes
         await self.pool.execute(
             "INSERT INTO notifier.queue_receipts (tenant_id, queue, message_id, receipt, "
-            "visible_at) VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) "
+            "visible_at) SELECT $1, $2, u.m, u.r, now() + make_interval(secs => $5) "
+            "FROM unnest($3::text[], $4::text[]) AS u(m, r) "
             "ON CONFLICT (tenant_id, queue, message_id) DO UPDATE "
             "SET receipt = EXCLUDED.receipt, visible_at = EXCLUDED.visible_at",
             tenant_id,
             queue,
-            message_id,
-            receipt,
+            [t["message_id"] for t in taken],
+            [t["receipt_handle"] for t in taken],
             visibility,
         )
-        await msg.ack()
-        return {
-            "message_id": message_id,
-            "receipt_handle": receipt,
-            "body": msg.body.decode("utf-8"),
-            "content_type": content_type,
-            "enqueue_time": datetime.fromtimestamp(_enqueued_ms(msg) / 1000, UTC),
-            "dequeue_count": dequeues,
-        }
+        for msg in msgs:
+            await msg.ack()
+        return taken
 
     async def delete(self, tenant_id: str, queue: str, receipt: str) -> None:
+        if not await self.delete_many(tenant_id, queue, [receipt]):
+            raise NotFound(STALE)
+
+    async def delete_many(self, tenant_id: str, queue: str, receipts: Sequence[str]) -> set[str]:
+        """Acknowledge by receipt handle; returns the handles that were current (the
+        others are stale: deleted already, visible again, or received again since)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            message_id = await conn.fetchval(
-                "DELETE FROM notifier.queue_receipts WHERE receipt = $3 AND tenant_id = $1 "
-                "AND queue = $2 AND visible_at > now() RETURNING message_id",
+            rows = await conn.fetch(
+                "DELETE FROM notifier.queue_receipts WHERE receipt = ANY($3::text[]) "
+                "AND tenant_id = $1 AND queue = $2 AND visible_at > now() "
+                "RETURNING receipt, message_id",
                 tenant_id,
                 queue,
-                receipt,
+                list(receipts),
             )
-            if message_id is None:
-                raise NotFound(
-                    "no message with this receipt handle (deleted already, visible again, or "
-                    "received again since: use the newest handle)"
-                )
             await conn.execute(
                 "INSERT INTO notifier.queue_tombstones (tenant_id, queue, message_id) "
-                "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                "SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING",
                 tenant_id,
                 queue,
-                message_id,
+                [row["message_id"] for row in rows],
             )
+        return {row["receipt"] for row in rows}
 
     # counts, retention -------------------------------------------------------------
 
@@ -345,7 +377,7 @@ class AmqpQueues:
             msg = await main.get(no_ack=False, fail=False)
             if msg is None:
                 return None, removed
-            if not await self._gone(msg, tenant_id, queue, keep):
+            if await self._sift([msg], tenant_id, queue, keep):
                 await msg.nack(requeue=True)
                 return _enqueued_ms(msg), removed
             removed += 1

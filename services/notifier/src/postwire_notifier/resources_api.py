@@ -14,7 +14,7 @@ from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
 from postwire_common.http.models import RequestModel
 from postwire_common.http.routes import ApiRoute
-from postwire_notifier.amqp_queues import AmqpQueues
+from postwire_notifier.amqp_queues import STALE, AmqpQueues
 from postwire_notifier.broker_users import BrokerUsers
 from postwire_notifier.resource_store import Queue, ResourceStore, Subscription
 from postwire_notifier.resources import (
@@ -57,6 +57,14 @@ class Receive(RequestModel):
     max: int = Field(1, ge=1, le=16, description="Messages to receive at most: 1-16.")
     wait_seconds: int = Field(
         0, ge=0, le=30, description="Long polling: wait up to this long for a message, 0-30."
+    )
+
+
+class Acknowledge(RequestModel):
+    receipt_handles: list[str] = Field(
+        min_length=1,
+        max_length=16,
+        description="Receipt handles of received messages, 1-16 (as many as one receive).",
     )
 
 
@@ -195,6 +203,27 @@ def queues_router(store: ResourceStore, messages: AmqpQueues, users: BrokerUsers
     async def acknowledge(name: str, receipt_handle: str, principal: CurrentPrincipal) -> Response:
         await messages.delete(principal.tenant_id, name, receipt_handle)
         return ok()
+
+    @api.delete(
+        "/{name}/messages",
+        summary="Acknowledge up to 16 received messages at once",
+        description="MNS's BatchDeleteMessage. `deleted` lists the handles acknowledged; "
+        "`failed` those that are stale (deleted already, visible again, or received again "
+        "since), each with `not_found`. The call itself fails only for a queue that does "
+        "not exist.",
+    )
+    async def acknowledge_many(
+        name: str, body: Acknowledge, principal: CurrentPrincipal
+    ) -> Response:
+        await store.queue(principal.tenant_id, name)  # not_found for a queue that is not
+        handles = list(dict.fromkeys(body.receipt_handles))
+        done = await messages.delete_many(principal.tenant_id, name, handles)
+        failed = [
+            {"receipt_handle": h, "code": "not_found", "message": STALE}
+            for h in handles
+            if h not in done
+        ]
+        return ok({"deleted": [h for h in handles if h in done], "failed": failed})
 
     @api.delete("/{name}", summary="Delete a queue and its messages")
     async def delete(name: str, principal: CurrentPrincipal) -> Response:

@@ -127,3 +127,18 @@ async def test_messages_past_retention_are_dropped_and_counted(
     assert (await ResourceStore(store.pool, Keyring([generate_key()])).queue(tenant, name))[
         "dropped"
     ] == 1
+
+
+async def test_a_batch_acknowledges_current_handles_and_names_the_stale_ones(
+    store: AmqpQueues,
+) -> None:
+    tenant, name = await a_queue(store)
+    await store.enqueue([Enqueue(tenant, name, f"E{i}", b"x", "text/plain") for i in range(5)])
+    got = await store.receive(tenant, name, 16, 30)
+    handles = [m["receipt_handle"] for m in got]
+    assert len(handles) == 5
+    await store.delete(tenant, name, handles[0])
+    done = await store.delete_many(tenant, name, [*handles, "not-a-handle"])
+    assert done == set(handles[1:])  # the first was acknowledged already
+    assert await store.delete_many("another-tenant", name, handles) == set()
+    assert await store.counts(tenant, name) == {"depth": 0, "in_flight": 0, "oldest_age": 0.0}
