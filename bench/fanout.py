@@ -13,7 +13,7 @@ the ``env_id`` of its SIMPLIFIED body). Then, for each size N of ``--endpoints``
 - a topic with N HTTP subscriptions on loopback (SIMPLIFIED, BACKOFF_RETRY), one path of
   the receiver each, and 10 queue subscriptions ``queue:q0`` … ``queue:q9`` (on a second
   topic when N + 10 would pass the 100 subscriptions a topic may have), each queue drained
-  by a receive (16, long poll) / delete loop;
+  by a receive (16, long poll) / batch delete loop;
 - an event rule ``Deliver:Request`` -> ``topic:<name>``: every accepted message is one
   event, pushed to every endpoint and queued in every queue, without waiting for SMTP.
 
@@ -207,7 +207,7 @@ async def tear_down(api: ApiConnection) -> None:
 async def drain(
     tenant: Tenant, queue: str, found: dict[str, float], expected: int, stop: asyncio.Event
 ) -> None:
-    """Receive (16, long poll 1 s) and delete until ``expected`` events or ``stop``."""
+    """Receive (16, long poll 1 s) and batch-delete until ``expected`` events or ``stop``."""
     api = ApiConnection(tenant.urls.notifier, tenant.api_user, tenant.api_key)
     try:
         while len(found) < expected and not stop.is_set():
@@ -222,8 +222,10 @@ async def drain(
                 body: str = message["body"]
                 env_id = body[7 : body.find("&")] if body.startswith("env_id=") else "-"
                 found.setdefault(env_id, now)
-                handle = message["receipt_handle"]
-                await ok(await api.call("DELETE", f"/v1/queues/{queue}/messages/{handle}"), 200)
+            if got:  # one batch acknowledge for what one receive returned
+                handles = [m["receipt_handle"] for m in got]
+                path = f"/v1/queues/{queue}/messages"
+                await ok(await api.call("DELETE", path, {"receipt_handles": handles}), 200)
     finally:
         await api.close()
 
