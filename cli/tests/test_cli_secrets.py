@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -16,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from postwire_common import db
 from postwire_common.crypto import Keyring, UndecryptableSecret, generate_key
+from postwire_common.schemas import DkimKey, Recipient, RecipientBatch
+from postwire_delivery.store import DeliveryStore
 from postwire_ingest import accounts
 from postwire_ingest.domains import generate_dkim_key
 from postwire_ingest.store import IngestStore
@@ -60,6 +63,17 @@ async def test_rotate_secrets_lets_the_old_key_go(database_url: str, tmp_path: P
             dkim.public_b64,
             5,
         )
+        # delivery's copy, as it comes with the mail it signs
+        stored = await ingest.get_domain(account["account_id"], "shop.example")
+        batch = RecipientBatch(
+            request_id="R1", content_id="R1", tenant_id=account["account_id"],
+            sender="news@shop.example", domain="example.org", recv_time=datetime.now(UTC),
+            recipients=[Recipient(env_id=unique_name("E"), msg_id="<m@shop.example>",
+                                  rcpt="you@example.org")],
+            dkim=[DkimKey(domain="shop.example", selector=dkim.selector,
+                          private_key=stored["dkim_private_key"])],
+        )  # fmt: skip
+        await DeliveryStore(pool).intake([(batch, "example.org")])
         hook = Webhook(unique_name("W"), account["account_id"], "http://h/", ["sent"], APP_KEY)
         await NotifierStore(pool, Keyring([old])).insert_webhook(hook, 10)
         before = await stored_secrets(pool)
@@ -72,7 +86,7 @@ async def test_rotate_secrets_lets_the_old_key_go(database_url: str, tmp_path: P
             cwd=tmp_path,
         )
         assert done.returncode == 0, done.stderr
-        assert "re-encrypted dkim_private_keys  1" in done.stdout
+        assert "re-encrypted dkim_private_keys  2" in done.stdout  # ingest's, delivery's
         assert "re-encrypted webhook_app_keys   1" in done.stdout
 
         after = await stored_secrets(pool)
@@ -84,6 +98,10 @@ async def test_rotate_secrets_lets_the_old_key_go(database_url: str, tmp_path: P
         only_new = IngestStore(pool, Keyring([new]))
         pem = await only_new.dkim_private_key(account["account_id"], "shop.example")
         assert_signs_for(pem, dkim.public_b64)
+        keys = await DeliveryStore(pool).signing_keys(
+            account["account_id"], "shop.example", [dkim.selector]
+        )
+        assert Keyring([new]).decrypt(keys[dkim.selector]) == dkim.private_pem
         notifier = NotifierStore(pool, Keyring([new]))
         assert (await notifier.webhook(account["account_id"], hook.id)).app_key == APP_KEY
     finally:
@@ -93,7 +111,8 @@ async def test_rotate_secrets_lets_the_old_key_go(database_url: str, tmp_path: P
 async def stored_secrets(pool: asyncpg.Pool) -> list[str]:
     rows = await pool.fetch(
         "SELECT dkim_private_key AS v FROM ingest.domains "
-        "UNION ALL SELECT app_key FROM notifier.webhooks"
+        "UNION ALL SELECT app_key FROM notifier.webhooks "
+        "UNION ALL SELECT private_key FROM delivery.signing_keys"
     )
     return [r["v"] for r in rows]
 

@@ -17,6 +17,7 @@ from postwire_common import db
 from postwire_common.config import Settings, redact
 from postwire_common.crypto import keyring
 from postwire_common.migrations import upgrade
+from postwire_delivery.store import DeliveryStore
 from postwire_ingest import accounts
 from postwire_ingest.store import IngestStore
 from postwire_notifier.store import NotifierStore
@@ -92,6 +93,8 @@ async def rotate_secrets(settings: Settings) -> dict[str, Any]:
     pool = await db.create_pool(settings.database_url.get_secret_value(), size=1)
     try:
         dkim = await IngestStore(pool, keys).rewrite_dkim_keys(rotate=True)
+        # delivery's copies of the keys, as they came with the mail they sign
+        dkim += await DeliveryStore(pool).rewrite_signing_keys(keys, rotate=True)
         app_keys = await NotifierStore(pool, keys).rewrite_app_keys(rotate=True)
     finally:
         await pool.close()

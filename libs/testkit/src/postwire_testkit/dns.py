@@ -97,7 +97,10 @@ class LoopbackDns:
         self._add(domain, QTYPE.MX, MX(".", 0))
 
     def txt(self, name: str, value: str) -> None:
-        self._add(name, QTYPE.TXT, TXT(value))
+        """A TXT record; values over 255 bytes (a DKIM key) go as several strings, as
+        zone files publish them and receivers join them."""
+        raw = value.encode()
+        self._add(name, QTYPE.TXT, TXT([raw[i : i + 255] for i in range(0, len(raw), 255)]))
 
     def cname(self, name: str, target: str) -> None:
         self._add(name, QTYPE.CNAME, CNAME(target))

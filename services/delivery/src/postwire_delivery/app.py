@@ -22,11 +22,13 @@ from postwire_common.broker import topology
 from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
 from postwire_common.content import ContentStore
+from postwire_common.crypto import keyring
 from postwire_common.lanes import Lanes
 from postwire_common.partitions import History, Retention
 from postwire_common.schemas import OutboundBatches
 from postwire_common.service import Service
 from postwire_delivery import handlers
+from postwire_delivery.dkim import Signer
 from postwire_delivery.lanes import WORKERS_PER_CONNECTION, lane_policy
 from postwire_delivery.pipeline import Deliverer
 from postwire_delivery.routing import Router
@@ -63,6 +65,7 @@ class DeliveryService(Service):
             self.smtp,
             self.relay.wake,
             lambda lane: policy(lane).concurrency // WORKERS_PER_CONNECTION,
+            Signer(self.store.signing_keys, keyring(settings)),
         )
         self.lanes: Lanes[Queued] = Lanes(
             self.store,

@@ -34,6 +34,7 @@ from postwire_common.content import ContentMissing, ContentStore, render
 from postwire_common.infra import is_infrastructure
 from postwire_common.observability.metrics import DELIVERIES, DELIVERY_SECONDS
 from postwire_common.schemas import DeliveryStatus, EventBatch, EventType, MailEvent
+from postwire_delivery.dkim import Signer
 from postwire_delivery.results import DeliveryResult, Outcome, gave_up, hard, soft
 from postwire_delivery.routing import NoRoute, Router, Target
 from postwire_delivery.smtp import ConnectFailed, SmtpPool
@@ -89,8 +90,10 @@ class Deliverer:
         smtp: SmtpPool,
         wake_relay: Callable[[], None],
         connections: Callable[[str], int],
+        signer: Signer,
     ) -> None:
         self._settings = settings
+        self._signer = signer
         self._store = store
         self._contents = contents
         self._router = router
@@ -164,6 +167,7 @@ class Deliverer:
                 # A copy is rendered only now, inside the byte budget (the SMTP client
                 # makes a few more while it sends): memory follows what is in flight.
                 raw = render(content, item.rcpt, item.msg_id, item.env_id, item.to_header)
+                raw = await self._signer.sign(item.tenant_id, item.sender, item.dkim_selectors, raw)
                 started = time.perf_counter()  # waiting for a connection is not the attempt
                 async with asyncio.timeout(self._settings.delivery_attempt_timeout):
                     result = await self._send(item, targets, raw)

@@ -16,6 +16,7 @@ import asyncpg
 
 from postwire_common.broker.outbox import outbox_columns
 from postwire_common.broker.publish import Outgoing
+from postwire_common.crypto import Keyring
 from postwire_common.schemas import RecipientBatch
 from postwire_delivery.results import DeliveryResult, Outcome
 
@@ -38,6 +39,7 @@ class Queued:
     lane: str
     attempt: int
     to_header: str | None = None  # the To header's value, when it has a display name
+    dkim_selectors: list[str] | None = None  # keys of the sender's domain to sign with
 
     @property
     def key(self) -> str:
@@ -56,15 +58,19 @@ class Finished:
 # New recipients, unless they already have a terminal result (a bus message redelivered
 # after its recipients were finished) or are queued already.
 _INTAKE = """
-WITH new AS (
+WITH keys AS (
+INSERT INTO delivery.signing_keys (tenant_id, domain, selector, private_key)
+SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::text[])
+ON CONFLICT DO NOTHING
+), new AS (
 INSERT INTO delivery.queue (env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id,
-    label, recv_time, lane, to_header)
+    label, recv_time, lane, to_header, dkim_selectors)
 SELECT u.env_id, u.request_id, u.content_id, u.tenant_id, u.sender, u.rcpt, u.msg_id,
-    u.label, u.recv_time, u.lane, u.to_header
+    u.label, u.recv_time, u.lane, u.to_header, string_to_array(nullif(u.dkim, ''), ',')
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[])
+    $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[])
     AS u(env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id, label, recv_time,
-        lane, to_header)
+        lane, to_header, dkim)
 WHERE NOT EXISTS (SELECT 1 FROM delivery.results r WHERE r.env_id = u.env_id)
 ON CONFLICT (env_id) DO NOTHING
 RETURNING 1
@@ -85,7 +91,7 @@ FROM (
 ) c
 WHERE q.env_id = c.env_id
 RETURNING q.env_id, q.request_id, q.content_id, q.tenant_id, q.sender, q.rcpt, q.msg_id,
-    q.label, q.recv_time, q.lane, q.attempt, q.to_header
+    q.label, q.recv_time, q.lane, q.attempt, q.to_header, q.dkim_selectors
 """
 
 # One statement for a batch of finished attempts: history, terminal results (and the row
@@ -138,12 +144,64 @@ class DeliveryStore:
         (recipients given, recipients new)."""
         rows = [
             (r.env_id, b.request_id, b.content_id, b.tenant_id, b.sender, r.rcpt, r.msg_id,
-             b.label, b.recv_time, lane, r.to)
+             b.label, b.recv_time, lane, r.to, ",".join(k.selector for k in b.dkim))
             for b, lane in batches
             for r in b.recipients
         ]  # fmt: skip
-        new = await self.pool.fetchval(_INTAKE, *(list(c) for c in zip(*rows, strict=True)))
+        keys = {
+            (b.tenant_id, k.domain, k.selector): k.private_key for b, _ in batches for k in b.dkim
+        }
+        key_columns = [
+            [t for t, _, _ in keys],
+            [d for _, d, _ in keys],
+            [s for _, _, s in keys],
+            list(keys.values()),
+        ]
+        new = await self.pool.fetchval(
+            _INTAKE, *(list(c) for c in zip(*rows, strict=True)), *key_columns
+        )
         return len(rows), int(new)
+
+    async def signing_keys(
+        self, tenant_id: str, domain: str, selectors: Sequence[str]
+    ) -> dict[str, str]:
+        """selector -> private key (encrypted as stored) of the account's domain."""
+        rows = await self.pool.fetch(
+            "SELECT selector, private_key FROM delivery.signing_keys WHERE tenant_id = $1 "
+            "AND domain = $2 AND selector = ANY($3::text[])",
+            tenant_id,
+            domain,
+            list(selectors),
+        )
+        return {r["selector"]: r["private_key"] for r in rows}
+
+    async def rewrite_signing_keys(self, keyring: Keyring, *, rotate: bool) -> int:
+        """Encrypt keys stored in plaintext (with ``rotate``, re-encrypt every one with the
+        first key); how many were rewritten."""
+        rows = await self.pool.fetch(
+            "SELECT tenant_id, domain, selector, private_key FROM delivery.signing_keys "
+            "WHERE $1 OR private_key NOT LIKE 'fernet:%'",
+            rotate,
+        )
+        changes = keyring.rewrites(
+            (((r["tenant_id"], r["domain"], r["selector"]), r["private_key"]) for r in rows),
+            rotate=rotate,
+        )
+        if not changes:
+            return 0
+        updated = await self.pool.fetchval(
+            "WITH done AS (UPDATE delivery.signing_keys k SET private_key = u.new "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) "
+            "AS u(t, d, s, old, new) WHERE k.tenant_id = u.t AND k.domain = u.d "
+            "AND k.selector = u.s AND k.private_key = u.old RETURNING 1) "
+            "SELECT count(*) FROM done",
+            [key[0] for key, _, _ in changes],
+            [key[1] for key, _, _ in changes],
+            [key[2] for key, _, _ in changes],
+            [old for _, old, _ in changes],
+            [new for _, _, new in changes],
+        )
+        return int(updated)
 
     async def claim(
         self, owner: str, limit: int, exclude: Sequence[str], lease: float
@@ -185,7 +243,8 @@ class DeliveryStore:
     async def queued(self, env_id: str) -> Queued | None:
         row = await self.pool.fetchrow(
             "SELECT env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id, label, "
-            "recv_time, lane, attempt, to_header FROM delivery.queue WHERE env_id = $1",
+            "recv_time, lane, attempt, to_header, dkim_selectors FROM delivery.queue "
+            "WHERE env_id = $1",
             env_id,
         )
         return Queued(**dict(row)) if row else None

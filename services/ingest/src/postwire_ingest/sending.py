@@ -32,6 +32,7 @@ from postwire_common.identity import Principal
 from postwire_common.ids import new_id
 from postwire_common.observability.metrics import ACCEPTED
 from postwire_common.schemas import (
+    DkimKey,
     EventBatch,
     EventType,
     MailEvent,
@@ -172,8 +173,18 @@ class Sender:
         else:
             prepared = prepare(mailbox, command.content, now)
         request_id = new_id()
+        signing = [DkimKey(domain=sender.domain, selector=sender.dkim_selector,
+                           private_key=sender.dkim_private_key)]  # fmt: skip
         accepted, rows, outgoing = self._per_recipient(
-            principal, mailbox, recipients, prepared.size, command, label, request_id, now
+            principal,
+            mailbox,
+            recipients,
+            prepared.size,
+            command,
+            label,
+            request_id,
+            now,
+            signing,
         )
         result = [a.as_dict() for a in accepted]
 
@@ -213,6 +224,7 @@ class Sender:
         label: str | None,
         request_id: str,
         now: datetime,
+        signing: list[DkimKey],
     ) -> tuple[list[Accepted], list[MessageRow], list[Outgoing]]:
         accepted: list[Accepted] = []
         rows: list[MessageRow] = []
@@ -264,6 +276,7 @@ class Sender:
                 domain=domain,
                 recv_time=now,
                 recipients=chunk,
+                dkim=signing,
             )
             for domain, found in by_domain.items()
             for chunk in chunks(found, BATCH_RECIPIENTS)

@@ -81,6 +81,8 @@ class SenderRow:
     alias: str | None
     domain: str
     domain_status: str
+    dkim_selector: str
+    dkim_private_key: str  # encrypted as stored: only delivery decrypts it
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +355,8 @@ class IngestStore:
 
     async def get_sender(self, account_id: str, address: str) -> SenderRow | None:
         row = await self.pool.fetchrow(
-            "SELECT s.address, s.alias, s.domain, d.status AS domain_status "
+            "SELECT s.address, s.alias, s.domain, d.status AS domain_status, d.dkim_selector, "
+            "d.dkim_private_key "
             "FROM ingest.senders s JOIN ingest.domains d "
             "ON d.account_id = s.account_id AND d.name = s.domain "
             "WHERE s.account_id = $1 AND s.address = $2",

@@ -19,7 +19,7 @@ from postwire_common.schemas.events import (
     EventType,
     MailEvent,
 )
-from postwire_common.schemas.ingest import OutboundBatches, Recipient, RecipientBatch
+from postwire_common.schemas.ingest import DkimKey, OutboundBatches, Recipient, RecipientBatch
 
 # Every class sent on the bus as a whole message; ``postwire_common.asyncapi`` documents
 # each, and its test checks that the services publish and subscribe to no other.
@@ -29,6 +29,7 @@ __all__ = [
     "BUS_MESSAGES",
     "MNS_EVENT_TYPES",
     "DeliveryStatus",
+    "DkimKey",
     "EventBatch",
     "EventType",
     "MailEvent",

@@ -22,6 +22,17 @@ class Recipient(BaseModel):
     )
 
 
+class DkimKey(BaseModel):
+    """A key delivery signs the batch's copies with. The private key is as ingest stores
+    it, encrypted with ``POSTWIRE_SECRET_KEYS``: the bus never carries it in clear."""
+
+    model_config = ConfigDict(frozen=True)
+
+    domain: str = Field(description="The signing domain (DKIM d=): the sender's domain.")
+    selector: str = Field(description="DKIM s=: the key is published at <selector>._domainkey.")
+    private_key: str = Field(description="The PEM private key, encrypted (fernet:...).")
+
+
 class RecipientBatch(BaseModel):
     """Recipients of one request that go to one destination domain.
 
@@ -41,6 +52,10 @@ class RecipientBatch(BaseModel):
     domain: str = Field(description="Recipient domain shared by every recipient here.")
     recv_time: datetime = Field(description="When ingest accepted the request (UTC).")
     recipients: list[Recipient] = Field(min_length=1, description="The recipients.")
+    dkim: list[DkimKey] = Field(
+        default_factory=list,
+        description="Keys to sign every copy with (one DKIM-Signature each); empty: unsigned.",
+    )
 
 
 class OutboundBatches(BaseModel):

@@ -1,0 +1,132 @@
+"""DKIM signatures (RFC 6376) on each recipient's rendered copy, with dkimpy.
+
+Relaxed/relaxed canonicalisation; the signed headers are ``SIGNED`` (a header that is
+absent is signed as absent, so nobody can add it later) and ``From`` is signed once more
+than it occurs (oversigned), so a second From cannot be added either.
+
+dkimpy computes RSA signatures in pure Python (two 1024-bit modular powers: about 8 ms a
+signature, 125 a second per core, far below delivery's rate). PKCS#1 v1.5 signatures are
+deterministic, so :func:`_openssl_sign` computes the same bytes through ``cryptography``
+(OpenSSL, about 1 ms) and dkimpy is given it instead; canonicalisation, hashing and the
+header stay dkimpy's. A unit test checks both give the same signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import dkim
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from postwire_common.crypto import Keyring
+
+log = logging.getLogger("postwire.delivery")
+
+SIGNED = (
+    b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
+    b"list-unsubscribe", b"list-unsubscribe-post",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    domain: str  # d=
+    selector: str  # s=
+    private_pem: str  # decrypted
+
+
+def sign(raw: bytes, keys: Sequence[SigningKey]) -> bytes:
+    """``raw`` with a DKIM-Signature header per key, the first key's outermost."""
+    headers = [
+        dkim.sign(
+            raw,
+            key.selector.encode(),
+            key.domain.encode(),
+            key.private_pem.encode(),
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=[b"from", *SIGNED],  # From twice: oversigned
+            linesep=b"\r\n",
+        )
+        for key in keys
+    ]
+    return b"".join(headers) + raw
+
+
+# Copies larger than this are signed in a thread: canonicalising them takes milliseconds.
+THREAD_BYTES = 256 * 1024
+KEYS_CACHED = 10_000
+
+Lookup = Callable[[str, str, Sequence[str]], Awaitable[dict[str, str]]]
+
+
+class Signer:
+    """Signs a recipient's copy with the keys it was accepted with, by selector; keys are
+    read from delivery's table (``lookup``), decrypted once and kept (a selector's key
+    never changes: a rotation makes a new selector)."""
+
+    def __init__(self, lookup: Lookup, keyring: Keyring) -> None:
+        self._lookup = lookup
+        self._keyring = keyring
+        self._keys: OrderedDict[tuple[str, str, str], SigningKey] = OrderedDict()
+
+    async def sign(
+        self, tenant_id: str, sender: str, selectors: Sequence[str] | None, raw: bytes
+    ) -> bytes:
+        if not selectors:
+            return raw  # accepted before signing existed, or by a domain without keys
+        domain = sender.rpartition("@")[2].lower()
+        keys = await self._get(tenant_id, domain, selectors)
+        if len(raw) > THREAD_BYTES:
+            return await asyncio.to_thread(sign, raw, keys)
+        return sign(raw, keys)
+
+    async def _get(self, tenant_id: str, domain: str, selectors: Sequence[str]) -> list[SigningKey]:
+        missing = [s for s in selectors if (tenant_id, domain, s) not in self._keys]
+        if missing:
+            found = await self._lookup(tenant_id, domain, missing)
+            for selector, stored in found.items():
+                pem = self._keyring.decrypt(stored)
+                self._keys[(tenant_id, domain, selector)] = SigningKey(domain, selector, pem)
+            while len(self._keys) > KEYS_CACHED:
+                self._keys.popitem(last=False)
+        keys = []
+        for selector in selectors:
+            key = self._keys.get((tenant_id, domain, selector))
+            if key is None:  # cannot happen short of a lost row: send, but say so
+                log.error("DKIM key missing; sending unsigned", extra={"domain": domain})
+                continue
+            self._keys.move_to_end((tenant_id, domain, selector))
+            keys.append(key)
+        return keys
+
+
+@lru_cache(maxsize=1024)
+def _private_key(numbers: tuple[int, ...]) -> rsa.RSAPrivateKey:
+    n, e, d, p, q, dp, dq, qi = numbers
+    public = rsa.RSAPublicNumbers(e, n)
+    return rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, public).private_key()
+
+
+_FIELDS = (
+    "modulus", "publicExponent", "privateExponent", "prime1", "prime2", "exponent1",
+    "exponent2", "coefficient",
+)  # fmt: skip
+
+
+def _openssl_sign(digest: Any, private_key: dict[str, int]) -> bytes:
+    """dkimpy's ``RSASSA_PKCS1_v1_5_sign(hash object, key fields)``, by OpenSSL."""
+    if digest.name != "sha256":  # we sign rsa-sha256 only (RFC 8301)
+        raise ValueError(f"unexpected DKIM digest {digest.name}")
+    key = _private_key(tuple(private_key[f] for f in _FIELDS))
+    return key.sign(digest.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+
+
+dkim.RSASSA_PKCS1_v1_5_sign = _openssl_sign

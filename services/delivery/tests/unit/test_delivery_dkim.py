@@ -1,0 +1,105 @@
+"""DKIM signing with dkimpy: what receivers verify, and the OpenSSL signature swap."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import dkim
+import dkim.crypto
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from postwire_delivery.dkim import SIGNED, SigningKey, _openssl_sign, sign
+
+MESSAGE = (
+    b"From: =?utf-8?b?Wm/Dqw==?= <news@example.com>\r\n"
+    b"Subject: =?utf-8?b?SGVsbG8gWm/Dqw==?=\r\n"
+    b"Date: Mon, 30 Nov 2026 23:00:00 +0000\r\n"
+    b"To: you@example.org\r\n"
+    b"Message-ID: <e1@example.com>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n"
+    b"\r\n"
+    + b"a line  with   spaces and trailing blanks   \r\n" * 3
+    + b"x" * 76
+    + b"=\r\n"
+    + b"y" * 900
+    + b"\r\n"
+)
+
+
+@pytest.fixture(scope="module")
+def key() -> tuple[SigningKey, bytes]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    der = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+    return SigningKey("example.com", "pw202612", pem), record
+
+
+def dns_for(record: bytes, name: bytes = b"pw202612._domainkey.example.com.") -> object:
+    def lookup(asked: bytes, timeout: int = 5) -> bytes | None:
+        return record if asked == name else None
+
+    return lookup
+
+
+def test_a_signed_copy_verifies_against_the_published_key(key: tuple[SigningKey, bytes]) -> None:
+    signing, record = key
+    signed = sign(MESSAGE, [signing])
+    assert signed.startswith(b"DKIM-Signature: ")
+    assert dkim.verify(signed, dnsfunc=dns_for(record))
+
+
+def test_relaxed_canonicalisation_survives_whitespace_changes_in_transit(
+    key: tuple[SigningKey, bytes],
+) -> None:
+    signing, record = key
+    signed = sign(MESSAGE, [signing])
+    folded = signed.replace(b"Subject: ", b"Subject:   ").replace(b"spaces and", b"spaces  and")
+    assert dkim.verify(folded, dnsfunc=dns_for(record))
+
+
+def test_changing_a_signed_header_or_adding_a_from_breaks_the_signature(
+    key: tuple[SigningKey, bytes],
+) -> None:
+    signing, record = key
+    signed = sign(MESSAGE, [signing])
+    assert not dkim.verify(
+        signed.replace(b"e1@example.com", b"e2@example.com"), dnsfunc=dns_for(record)
+    )
+    second_from = b"From: attacker@evil.test\r\n" + signed
+    assert not dkim.verify(second_from, dnsfunc=dns_for(record))
+    # An unsigned List-Unsubscribe added later breaks it too: absent headers are signed.
+    added = signed.replace(
+        b"MIME-Version", b"List-Unsubscribe: <https://evil.test/>\r\nMIME-Version"
+    )
+    assert not dkim.verify(added, dnsfunc=dns_for(record))
+
+
+def test_the_header_names_relaxed_relaxed_the_headers_and_oversigns_from(
+    key: tuple[SigningKey, bytes],
+) -> None:
+    signing, _ = key
+    header = sign(MESSAGE, [signing]).split(b"\r\nFrom:")[0]
+    tags = dkim.util.parse_tag_value(header.split(b":", 1)[1])
+    assert tags[b"c"] == b"relaxed/relaxed"
+    assert tags[b"d"] == b"example.com"
+    assert tags[b"s"] == b"pw202612"
+    signed_names = [h.strip() for h in tags[b"h"].replace(b"\r\n", b"").split(b":")]
+    assert signed_names.count(b"from") == 2  # oversigned
+    assert set(SIGNED) <= set(signed_names)
+
+
+def test_openssl_gives_dkimpys_own_signature_bytes(key: tuple[SigningKey, bytes]) -> None:
+    signing, _ = key
+    fields = dkim.crypto.parse_pem_private_key(signing.private_pem.encode())
+    digest = hashlib.sha256(b"canonicalised headers")
+    assert _openssl_sign(digest, fields) == dkim.crypto.RSASSA_PKCS1_v1_5_sign(digest, fields)
