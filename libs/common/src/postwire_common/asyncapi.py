@@ -32,6 +32,7 @@ from postwire_common.schemas import (
     EventBatch,
     EventType,
     OutboundBatches,
+    SuppressionChanges,
 )
 
 __all__ = ["ACCOUNT_QUEUE_FIELDS", "CONSUMERS", "PUBLICATIONS", "document", "install"]
@@ -59,6 +60,8 @@ PUBLICATIONS: tuple[Publication, ...] = (
                 "A request event per accepted recipient."),
     Publication("delivery", topology.EVENTS, "delivery.result", EventBatch,
                 "Delivery results: delivered, soft_bounce, failed, invalid."),
+    Publication("events", topology.SUPPRESSIONS, topology.SUPPRESSIONS_KEY,
+                SuppressionChanges, "Addresses added to or removed from suppression lists."),
 )  # fmt: skip
 
 # Work queue -> (the service that consumes it, the message it reads).
@@ -66,6 +69,7 @@ CONSUMERS: dict[str, tuple[str, type[BaseModel]]] = {
     topology.DELIVERY_INTAKE.queue.name: ("delivery", OutboundBatches),
     topology.EVENTS_LOG.queue.name: ("events", EventBatch),
     topology.NOTIFIER_EVENTS.queue.name: ("notifier", EventBatch),
+    topology.INGEST_SUPPRESSIONS.queue.name: ("ingest", SuppressionChanges),
 }
 
 # The fields of an account queue message, in their order (the Aliyun seed's, API.md).

@@ -2,10 +2,13 @@
 
 Process model: one asyncio loop; the ``events.log`` subscriber takes up to 64 event
 batches at once and records those that arrive together in one statement (group commit);
-the HTTP routes read the status view and event log. Consumes ``EventBatch`` from
-``postwire.events`` (the notifier consumes the same events in parallel from its own
-queue); publishes nothing yet. Scale by adding replicas: recording is idempotent per
-event_id and the status update is conditional, so order between replicas does not matter.
+the HTTP routes read the status view and event log, and keep suppression lists. Consumes
+``EventBatch`` from ``postwire.events`` (the notifier consumes the same events in parallel
+from its own queue); publishes ``SuppressionChanges`` (to ingest) through its outbox,
+written in the transaction that changes a list: hard bounces, complaints and unsubscribes
+as their events are recorded, and the API's additions and removals. Scale by adding
+replicas: recording is idempotent per event_id and the status update is conditional, so
+order between replicas does not matter.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from collections.abc import Sequence
 from fastapi import APIRouter
 
 from postwire_common.broker import topology
+from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
 from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
-from postwire_events import api, handlers
+from postwire_events import api, handlers, suppressions_api
 from postwire_events.store import EventsStore
+from postwire_events.suppression_store import OUTBOX_TABLE, SuppressionStore
 
 
 class EventsService(Service):
@@ -28,9 +33,17 @@ class EventsService(Service):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.store = EventsStore(self.pool)
+        self.relay = OutboxRelay(
+            self.pool,
+            self.broker,
+            OUTBOX_TABLE,
+            batch=settings.outbox_batch,
+            linger=settings.outbox_linger,
+        )
+        self.store = EventsStore(self.pool, announced=self.relay.wake)
         handlers.register(self.broker, self.store, concurrency=64)
-        self._routers = [api.router(self.store)]
+        suppressions = SuppressionStore(self.pool, announced=self.relay.wake)
+        self._routers = [api.router(self.store), suppressions_api.router(suppressions)]
         self.retention = Retention(
             self.pool, [History("events.event_log", settings.event_log_retention)]
         )
@@ -42,3 +55,8 @@ class EventsService(Service):
     async def on_start(self) -> None:
         await self.retention.run_once()  # today's partitions exist before events arrive
         self.spawn(self.retention.run(), "retention")
+        self.relay.start()
+
+    async def stop(self) -> None:
+        await self.relay.stop()  # while the broker connection it publishes on is up
+        await super().stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +10,9 @@ from typing import Any
 import asyncpg
 
 from postwire_common.schemas import MailEvent
+from postwire_events import suppression_store
 from postwire_events.status import STATUS_OF, TERMINAL_RANK
+from postwire_events.suppressions import from_events
 
 # One statement for a whole batch of events: log the new ones, then create or advance
 # each message's row with the winning status of the batch (merged in Python first: one
@@ -92,8 +94,9 @@ class MessageQuery:
 
 
 class EventsStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, announced: Callable[[], None] = lambda: None) -> None:
         self.pool = pool
+        self.announced = announced
 
     async def record_many(self, events: Sequence[MailEvent]) -> list[bool]:
         """Log ``events`` and apply them to their messages' status, in one statement;
@@ -103,9 +106,28 @@ class EventsStore:
         columns: list[list[Any]] = (
             [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(14)]
         )
-        new = {
+        async with self.pool.acquire() as conn, conn.transaction():
+            new = await self._record(conn, logged, columns)
+            # New events only: a redelivered bounce must not undo a manual removal.
+            added = await suppression_store.add(
+                conn, from_events([e for e in logged if e.event_id in new])
+            )
+        if added:
+            self.announced()  # wakes the outbox relay
+        seen: set[str] = set()
+        result = []
+        for e in events:  # a duplicate within the batch is new only once
+            result.append(e.event_id in new and e.event_id not in seen)
+            seen.add(e.event_id)
+        return result
+
+    @staticmethod
+    async def _record(
+        conn: asyncpg.Connection, logged: Sequence[MailEvent], columns: list[list[Any]]
+    ) -> set[str]:
+        return {
             r["event_id"]
-            for r in await self.pool.fetch(
+            for r in await conn.fetch(
                 _RECORD_MANY,
                 [e.event_id for e in logged],
                 [e.env_id for e in logged],
@@ -120,12 +142,6 @@ class EventsStore:
                 *columns,
             )
         }
-        seen: set[str] = set()
-        result = []
-        for e in events:  # a duplicate within the batch is new only once
-            result.append(e.event_id in new and e.event_id not in seen)
-            seen.add(e.event_id)
-        return result
 
     async def message(self, tenant_id: str, env_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(

@@ -1,8 +1,9 @@
 """ingest's composition root.
 
 Process model: one asyncio loop runs the HTTP API (uvicorn, built by
-``postwire_common.http.app``) and the outbox relay task. ingest consumes nothing from the
-bus yet; it stores each request's content once (``postwire_common.content``) and
+``postwire_common.http.app``) and the outbox relay task. ingest consumes
+``SuppressionChanges`` (its copy of the suppression lists, filtered at accept time); it
+stores each request's content once (``postwire_common.content``) and
 publishes ``RecipientBatch`` (ids) to ``postwire.outbound`` and ``EventBatch`` of request
 events to ``postwire.events``, only through its outbox. Scale by adding replicas:
 relays share the outbox with ``SKIP LOCKED``.
@@ -15,12 +16,14 @@ from types import MappingProxyType
 
 from fastapi import APIRouter
 
+from postwire_common.broker import topology
 from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
 from postwire_common.content import ContentStore
 from postwire_common.crypto import keyring
 from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
+from postwire_ingest import handlers
 from postwire_ingest.api import IngestContext, routers
 from postwire_ingest.limits import MAX_REQUEST_BYTES
 from postwire_ingest.sending import Sender
@@ -29,6 +32,7 @@ from postwire_ingest.store import OUTBOX_TABLE, IngestStore
 
 class IngestService(Service):
     name = "ingest"
+    consumes = (topology.INGEST_SUPPRESSIONS.queue.name,)
     body_limits = MappingProxyType({("POST", "/v1/messages"): MAX_REQUEST_BYTES})
 
     def __init__(self, settings: Settings) -> None:
@@ -45,6 +49,7 @@ class IngestService(Service):
             settings, self.store, Sender(self.store, ContentStore(self.pool), self.relay.wake)
         )
         self._routers = routers(context)
+        handlers.register(self.broker, self.store)
         self.retention = Retention(
             self.pool, [History("ingest.idempotency_keys", settings.idempotency_retention)]
         )

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from postwire_common.addresses import Mailbox, check_header_value, parse_mailbox
@@ -32,6 +32,7 @@ from postwire_common.identity import Principal
 from postwire_common.ids import new_id
 from postwire_common.observability.metrics import ACCEPTED
 from postwire_common.schemas import (
+    DeliveryStatus,
     DkimKey,
     EventBatch,
     EventType,
@@ -56,6 +57,20 @@ class SendCommand:
     label: str | None = None
     idempotency_key: str | None = None
     fingerprint: bytes = b""  # hash of the request body, for idempotency-key reuse checks
+
+
+def suppressed_event(request: MailEvent, reason: str) -> MailEvent:
+    """The ``invalid`` event (status 2) of a recipient on its account's suppression list."""
+    return request.model_copy(
+        update={
+            "event_id": f"{request.env_id}:invalid",
+            "event": EventType.INVALID,
+            "time": request.time + timedelta(microseconds=1),  # after it, in timelines
+            "subject": None,
+            "status": DeliveryStatus.INVALID_ADDRESS,
+            "err_msg": f"suppressed: the address is on the account's suppression list ({reason})",
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -175,17 +190,13 @@ class Sender:
         request_id = new_id()
         signing = [DkimKey(domain=sender.domain, selector=sender.dkim_selector,
                            private_key=sender.dkim_private_key)]  # fmt: skip
-        accepted, rows, outgoing = self._per_recipient(
-            principal,
-            mailbox,
-            recipients,
-            prepared.size,
-            command,
-            label,
-            request_id,
-            now,
-            signing,
+        suppressed = await self._store.suppressed(
+            principal.tenant_id, [r.address for r in recipients]
         )
+        accepted, rows, outgoing = self._per_recipient(
+            principal, mailbox, recipients, prepared.size, command, label, request_id, now,
+            signing, suppressed,
+        )  # fmt: skip
         result = [a.as_dict() for a in accepted]
 
         if command.idempotency_key or prepared.size > INLINE_COMPOSE_BYTES:
@@ -225,6 +236,7 @@ class Sender:
         request_id: str,
         now: datetime,
         signing: list[DkimKey],
+        suppressed: dict[str, str],
     ) -> tuple[list[Accepted], list[MessageRow], list[Outgoing]]:
         accepted: list[Accepted] = []
         rows: list[MessageRow] = []
@@ -234,13 +246,33 @@ class Sender:
             rcpt = to.address
             env_id = new_id()
             msg_id = f"<{env_id}@{mailbox.domain}>"
-            accepted.append(Accepted(env_id, msg_id, rcpt, "queued"))
+            reason = suppressed.get(rcpt.lower())
+            status = "queued" if reason is None else "suppressed"
+            accepted.append(Accepted(env_id, msg_id, rcpt, status))
             rows.append(
                 MessageRow(
                     env_id, request_id, principal.api_user, msg_id, mailbox.address, rcpt,
-                    command.content.subject, label, "queued", size, now,
+                    command.content.subject, label, status, size, now,
                 )
             )  # fmt: skip
+            request = MailEvent(
+                event_id=f"{env_id}:request",
+                event=EventType.REQUEST,
+                env_id=env_id,
+                msg_id=msg_id,
+                tenant_id=principal.tenant_id,
+                account=mailbox.address,
+                sender=mailbox.address,
+                rcpt=rcpt,
+                label=label,
+                subject=command.content.subject,
+                recv_time=now,
+                time=now,
+            )
+            events.append(request)
+            if reason is not None:  # never reaches SMTP: terminal at once, as invalid
+                events.append(suppressed_event(request, reason))
+                continue
             domain = rcpt.rpartition("@")[2].lower()
             by_domain.setdefault(domain, []).append(
                 Recipient(
@@ -248,22 +280,6 @@ class Sender:
                     msg_id=msg_id,
                     rcpt=rcpt,
                     to=mailbox_value(to, "To") if to.name else None,
-                )
-            )
-            events.append(
-                MailEvent(
-                    event_id=f"{env_id}:request",
-                    event=EventType.REQUEST,
-                    env_id=env_id,
-                    msg_id=msg_id,
-                    tenant_id=principal.tenant_id,
-                    account=mailbox.address,
-                    sender=mailbox.address,
-                    rcpt=rcpt,
-                    label=label,
-                    subject=command.content.subject,
-                    recv_time=now,
-                    time=now,
                 )
             )
         batches = [

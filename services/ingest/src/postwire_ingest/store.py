@@ -18,6 +18,7 @@ from postwire_common.broker.publish import Outgoing
 from postwire_common.content import StoredContent, content_columns, insert_cte
 from postwire_common.crypto import Keyring
 from postwire_common.errors import AlreadyExists, NotFound
+from postwire_common.schemas import SuppressionChange
 
 OUTBOX_TABLE = "ingest.outbox"
 
@@ -373,6 +374,34 @@ class IngestStore:
         )
         if deleted is None:
             raise NotFound(f"no sender {address}")
+
+    # suppressions (a copy of the events service's lists) ---------------------------
+
+    async def apply_suppressions(self, changes: Sequence[SuppressionChange]) -> None:
+        """Apply changes in order; one older than what is stored changes nothing."""
+        latest = {(c.tenant_id, c.address): c for c in changes}.values()  # last one wins
+        await self.pool.execute(
+            "INSERT INTO ingest.suppressions AS s (tenant_id, address, suppressed, reason, "
+            "changed_at) SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], "
+            "$5::timestamptz[]) ON CONFLICT (tenant_id, address) DO UPDATE SET "
+            "suppressed = EXCLUDED.suppressed, reason = EXCLUDED.reason, "
+            "changed_at = EXCLUDED.changed_at WHERE EXCLUDED.changed_at >= s.changed_at",
+            [c.tenant_id for c in latest],
+            [c.address for c in latest],
+            [c.suppressed for c in latest],
+            [c.reason.value if c.reason else None for c in latest],
+            [c.time for c in latest],
+        )
+
+    async def suppressed(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, str]:
+        """Lower-cased address -> reason, for those of ``addresses`` that are suppressed."""
+        rows = await self.pool.fetch(
+            "SELECT address, reason FROM ingest.suppressions WHERE tenant_id = $1 "
+            "AND address = ANY($2::text[]) AND suppressed",
+            tenant_id,
+            [a.lower() for a in addresses],
+        )
+        return {r["address"]: r["reason"] or "manual" for r in rows}
 
     # messages ------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
     postwire.outbound   (direct)  --outbound-->  delivery.intake     [delivery]   RecipientBatch
     postwire.events     (topic)   --#-------->   events.log          [events]     EventBatch
                                   --#-------->   notifier.events     [notifier]   EventBatch
+    postwire.suppressions (direct) --changes-->  ingest.suppressions [ingest]     SuppressionChanges
     postwire.dead       (direct)  --<queue>-->   <queue>.dead        (failed past the limit)
                                                  <queue>.parked      (re-driven too often)
     postwire.deployment (queue)   marker: its arguments name the deployment's database
@@ -35,8 +36,10 @@ DELIVERY_LIMIT = 50  # infrastructure failures are not counted, see broker/consu
 OUTBOUND = RabbitExchange("postwire.outbound", type=ExchangeType.DIRECT, durable=True)
 EVENTS = RabbitExchange("postwire.events", type=ExchangeType.TOPIC, durable=True)
 DEAD = RabbitExchange("postwire.dead", type=ExchangeType.DIRECT, durable=True)
+SUPPRESSIONS = RabbitExchange("postwire.suppressions", type=ExchangeType.DIRECT, durable=True)
 
 OUTBOUND_KEY = "outbound"
+SUPPRESSIONS_KEY = "changes"
 
 
 @dataclass(frozen=True)
@@ -89,5 +92,9 @@ DELIVERY_INTAKE = Route(work_queue("delivery.intake", OUTBOUND_KEY), OUTBOUND, O
 EVENTS_LOG = Route(work_queue("events.log", "#"), EVENTS, "#")
 NOTIFIER_EVENTS = Route(work_queue("notifier.events", "#"), EVENTS, "#")
 
-ROUTES: tuple[Route, ...] = (DELIVERY_INTAKE, EVENTS_LOG, NOTIFIER_EVENTS)
-EXCHANGES: tuple[RabbitExchange, ...] = (OUTBOUND, EVENTS, DEAD)
+INGEST_SUPPRESSIONS = Route(
+    work_queue("ingest.suppressions", SUPPRESSIONS_KEY), SUPPRESSIONS, SUPPRESSIONS_KEY
+)
+
+ROUTES: tuple[Route, ...] = (DELIVERY_INTAKE, EVENTS_LOG, NOTIFIER_EVENTS, INGEST_SUPPRESSIONS)
+EXCHANGES: tuple[RabbitExchange, ...] = (OUTBOUND, EVENTS, DEAD, SUPPRESSIONS)

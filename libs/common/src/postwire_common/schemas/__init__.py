@@ -7,6 +7,8 @@ class                  producer                    meaning
                                                    request for one domain (ids only)
 ``EventBatch``         ingest, delivery            facts in messages' lives, published
                                                    once, consumed by events and notifier
+``SuppressionChanges`` events                      addresses added to or removed from an
+                                                   account's suppression list (to ingest)
 =====================  ==========================  ==================================
 """
 
@@ -20,10 +22,15 @@ from postwire_common.schemas.events import (
     MailEvent,
 )
 from postwire_common.schemas.ingest import DkimKey, OutboundBatches, Recipient, RecipientBatch
+from postwire_common.schemas.suppressions import (
+    SuppressionChange,
+    SuppressionChanges,
+    SuppressionReason,
+)
 
 # Every class sent on the bus as a whole message; ``postwire_common.asyncapi`` documents
 # each, and its test checks that the services publish and subscribe to no other.
-BUS_MESSAGES: tuple[type[BaseModel], ...] = (OutboundBatches, EventBatch)
+BUS_MESSAGES: tuple[type[BaseModel], ...] = (OutboundBatches, EventBatch, SuppressionChanges)
 
 __all__ = [
     "BUS_MESSAGES",
@@ -36,4 +43,7 @@ __all__ = [
     "OutboundBatches",
     "Recipient",
     "RecipientBatch",
+    "SuppressionChange",
+    "SuppressionChanges",
+    "SuppressionReason",
 ]
