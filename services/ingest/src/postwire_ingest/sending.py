@@ -147,6 +147,10 @@ class Sender:
         # works at once); one deleted in another process stops working within 5 s.
         self._senders: TtlCache[tuple[str, str], SenderRow] = TtlCache(SENDER_CACHE_SECONDS)
         self._group: Batcher[_Accept, None] = Batcher(self._accept_many, max_size=64)
+        # Suppression lookups of requests in flight together: one query.
+        self._suppressions: Batcher[tuple[str, Sequence[str]], dict[str, str]] = Batcher(
+            self._store.suppressed, max_size=64
+        )
 
     async def _accept_many(self, jobs: Sequence[_Accept]) -> list[None]:
         await self._store.accept_many(
@@ -190,8 +194,8 @@ class Sender:
         request_id = new_id()
         signing = [DkimKey(domain=sender.domain, selector=sender.dkim_selector,
                            private_key=sender.dkim_private_key)]  # fmt: skip
-        suppressed = await self._store.suppressed(
-            principal.tenant_id, [r.address for r in recipients]
+        suppressed = await self._suppressions.submit(
+            (principal.tenant_id, [r.address for r in recipients])
         )
         accepted, rows, outgoing = self._per_recipient(
             principal, mailbox, recipients, prepared.size, command, label, request_id, now,

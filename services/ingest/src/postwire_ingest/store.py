@@ -393,15 +393,25 @@ class IngestStore:
             [c.time for c in latest],
         )
 
-    async def suppressed(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, str]:
-        """Lower-cased address -> reason, for those of ``addresses`` that are suppressed."""
+    async def suppressed(
+        self, lookups: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[dict[str, str]]:
+        """For each (account, addresses): lower-cased address -> reason of those that are
+        suppressed. One statement for many requests' lookups (group commit)."""
+        tenants = [t for t, addresses in lookups for _ in addresses]
+        lowered = [a.lower() for _, addresses in lookups for a in addresses]
         rows = await self.pool.fetch(
-            "SELECT address, reason FROM ingest.suppressions WHERE tenant_id = $1 "
-            "AND address = ANY($2::text[]) AND suppressed",
-            tenant_id,
-            [a.lower() for a in addresses],
+            "SELECT s.tenant_id, s.address, s.reason FROM ingest.suppressions s "
+            "JOIN unnest($1::text[], $2::text[]) AS u(t, a) "
+            "ON s.tenant_id = u.t AND s.address = u.a WHERE s.suppressed",
+            tenants,
+            lowered,
         )
-        return {r["address"]: r["reason"] or "manual" for r in rows}
+        found = {(r["tenant_id"], r["address"]): r["reason"] or "manual" for r in rows}
+        return [
+            {a.lower(): found[(t, a.lower())] for a in addresses if (t, a.lower()) in found}
+            for t, addresses in lookups
+        ]
 
     # messages ------------------------------------------------------------------------
 
