@@ -93,14 +93,25 @@ async def test_temporary_failures_past_the_schedule_fail_with_status_4(
     [("no-such-domain.example", 550), ("nomail.example", 556)],
     ids=["nxdomain", "null-mx"],
 )
-async def test_undeliverable_domain_fails_as_invalid_address(
-    tenant: Tenant, domain: str, expected_code: int
+async def test_undeliverable_domain_ends_as_an_invalid_event(
+    tenant: Tenant, receiver: HttpReceiver, domain: str, expected_code: int
 ) -> None:
+    await tenant.add_webhook(receiver.url(f"/{tenant.name}"), ["invalid", "failed"])
     env_id = await send_one(tenant, f"someone@{domain}")
-    assert await tenant.wait_for_status(env_id, "failed") == "failed"
+    assert await tenant.wait_for_status(env_id, "invalid", "failed") == "invalid"
     shown = await timeline(tenant, env_id)
     assert shown["status_code"] == 2
     assert shown["err_code"] == expected_code
+    assert [e["event"] for e in shown["events"]] == ["request", "invalid"]
+    pushes = await eventually(
+        lambda: [
+            p.json() for p in receiver.posts(f"/{tenant.name}") if p.json()["event"] != "verify"
+        ],
+        what="invalid push",
+    )
+    assert [(p["event"], p["type"], p["status"]) for p in pushes] == [
+        ("invalid", "Deliver:SendFailed", 2)
+    ]
 
 
 async def test_message_of_another_tenant_is_not_found(tenant: Tenant, other_tenant: Tenant) -> None:

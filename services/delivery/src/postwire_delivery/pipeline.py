@@ -222,7 +222,7 @@ class Deliverer:
     @staticmethod
     def _event(finished: Finished, when: datetime) -> MailEvent:
         item, result = finished.item, finished.result
-        event = EVENT_OF[result.outcome]
+        event = EventType.INVALID if result.undeliverable else EVENT_OF[result.outcome]
         return MailEvent(
             event_id=f"{item.env_id}:{item.attempt}:{event.value}",
             event=event,

@@ -35,6 +35,9 @@ class DeliveryResult:
     code: int | None
     message: str
     host: str | None = None
+    # Never sent: the address cannot receive mail (no such domain, null MX). Reported as
+    # an ``invalid`` event (status 2), like a suppressed address, not as ``failed``.
+    undeliverable: bool = False
 
     @property
     def summary(self) -> str:
@@ -197,6 +200,13 @@ def soft(message: str, code: int | None = None, host: str | None = None) -> Deli
 
 def hard(status: DeliveryStatus, message: str, code: int | None = None) -> DeliveryResult:
     return DeliveryResult(Outcome.HARD, status, code, message)
+
+
+def undeliverable(message: str, code: int) -> DeliveryResult:
+    """An address whose domain takes no mail: final at once, as ``invalid`` (status 2)."""
+    return DeliveryResult(
+        Outcome.HARD, DeliveryStatus.INVALID_ADDRESS, code, message, undeliverable=True
+    )
 
 
 def gave_up(last: DeliveryResult, attempts: int) -> DeliveryResult:

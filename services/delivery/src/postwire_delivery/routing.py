@@ -28,7 +28,7 @@ import dns.resolver
 from postwire_common.config import Settings, split_host_port
 from postwire_common.netguard import ForbiddenTarget, check_ip, resolve_checked
 from postwire_common.schemas import DeliveryStatus
-from postwire_delivery.results import DeliveryResult, Outcome, hard, soft
+from postwire_delivery.results import DeliveryResult, Outcome, hard, soft, undeliverable
 
 log = logging.getLogger("postwire.delivery")
 
@@ -146,22 +146,14 @@ class Router:
         try:
             answer = await self._resolver.resolve(domain, dns.rdatatype.MX)
         except dns.resolver.NXDOMAIN:
-            raise NoRoute(
-                hard(DeliveryStatus.INVALID_ADDRESS, f"domain {domain} does not exist", 550)
-            ) from None
+            raise NoRoute(undeliverable(f"domain {domain} does not exist", 550)) from None
         except dns.resolver.NoAnswer:
             return [domain]  # no MX: the domain itself is the implicit MX (RFC 5321 5.1)
         except dns.exception.DNSException as exc:
             raise NoRoute(soft(f"MX lookup for {domain} failed: {type(exc).__name__}")) from None
         records = sorted(answer, key=lambda r: (r.preference, random.random()))
         if len(records) == 1 and records[0].exchange.to_text() == ".":
-            raise NoRoute(
-                hard(
-                    DeliveryStatus.INVALID_ADDRESS,
-                    f"5.1.10 {domain} accepts no mail (null MX)",
-                    556,
-                )
-            )
+            raise NoRoute(undeliverable(f"5.1.10 {domain} accepts no mail (null MX)", 556))
         return [r.exchange.to_text().rstrip(".") for r in records if r.exchange.to_text() != "."]
 
     async def _addresses(self, host: str) -> list[str]:

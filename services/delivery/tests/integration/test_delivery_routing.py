@@ -59,6 +59,7 @@ async def test_null_mx_and_nxdomain_are_invalid_addresses(
         await Router(settings(dns)).targets(f"ann@{domain}")
     assert caught.value.result.outcome is Outcome.HARD
     assert caught.value.result.status is DeliveryStatus.INVALID_ADDRESS
+    assert caught.value.result.undeliverable  # an invalid event, not failed
     assert caught.value.result.code == code
 
 

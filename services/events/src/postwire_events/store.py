@@ -11,7 +11,7 @@ import asyncpg
 
 from postwire_common.schemas import MailEvent
 from postwire_events import suppression_store
-from postwire_events.status import STATUS_OF, TERMINAL_RANK
+from postwire_events.status import TERMINAL_RANK, status_of
 from postwire_events.suppressions import from_events
 
 # One statement for a whole batch of events: log the new ones, then create or advance
@@ -61,7 +61,7 @@ def merge_status(events: Sequence[MailEvent]) -> list[tuple[Any, ...]]:
     for e in events:
         subject, label = extras.get(e.env_id, (None, None))
         extras[e.env_id] = (subject or e.subject, label or e.label)
-        status = STATUS_OF.get(e.event)
+        status = status_of(e)
         if status is None:
             continue
         current = rows.get(e.env_id)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from postwire_common.schemas import EventType
-from postwire_events.status import STATUS_OF, STATUSES, TERMINAL_RANK
+from postwire_common.schemas import EventType, MailEvent
+from postwire_events.status import STATUS_OF, STATUSES, TERMINAL_RANK, status_of
 
 # queued -> (soft_bounced -> queued)* -> delivered | failed; or suppressed (invalid event)
 LIFE_CYCLE = [
@@ -55,5 +57,16 @@ def test_every_event_type_is_either_a_status_or_tracking() -> None:
 
 
 def test_statuses_are_exactly_the_life_cycle() -> None:
-    assert set(STATUSES) == {status for _, status, _ in LIFE_CYCLE}
-    assert {name for name, _ in STATUS_OF.values()} == set(STATUSES)
+    assert set(STATUSES) == {status for _, status, _ in LIFE_CYCLE} | {"invalid"}
+    assert {name for name, _ in STATUS_OF.values()} | {"invalid"} == set(STATUSES)
+
+
+def test_an_invalid_event_with_an_smtp_code_is_an_undeliverable_address() -> None:
+    now = datetime.now(UTC)
+    event = MailEvent(
+        event_id="e", event=EventType.INVALID, env_id="e", msg_id="<e@x>", tenant_id="t",
+        account="s@x", sender="s@x", rcpt="r@nxdomain.example", status=2, err_code=550,
+        recv_time=now, time=now,
+    )  # fmt: skip
+    assert status_of(event) == ("invalid", TERMINAL_RANK)
+    assert status_of(event.model_copy(update={"err_code": None})) == ("suppressed", TERMINAL_RANK)
