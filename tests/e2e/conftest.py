@@ -78,6 +78,7 @@ def platform_env(
         "POSTWIRE_ALLOW_PRIVATE_TARGETS": "true",  # MX hosts on loopback
         "POSTWIRE_ALLOW_PRIVATE_WEBHOOKS": "true",  # the webhook receiver too
         "POSTWIRE_HELO_NAME": "postwire.test",
+        "POSTWIRE_DOMAIN_RECHECK_INTERVAL": "2s",  # only domains not verified by override
         "POSTWIRE_SOFT_BOUNCE_SCHEDULE": "1s,1s,1s",
         "POSTWIRE_WEBHOOK_RETRY_SCHEDULE": "1s,2s",
         "POSTWIRE_SUBSCRIPTION_RETRY_SCALE": "0.01",

@@ -117,6 +117,17 @@ class Settings(BaseSettings):
         "", description="host:port of a smart host; empty delivers to MX hosts directly."
     )
     helo_name: str = Field(default_factory=socket.getfqdn, description="EHLO name of delivery.")
+    sending_ips: CommaList = Field(
+        default_factory=list,
+        description="IP addresses mail leaves from, that sender domains' SPF must authorise; "
+        "empty = the A/AAAA records of POSTWIRE_HELO_NAME.",
+    )
+    domain_recheck_interval: float = Field(
+        6 * 3600.0,
+        ge=0,
+        description="How often verified and usable domains' records are checked again (a "
+        "removed record moves the domain down), e.g. 6h; 0 never.",
+    )
     bounce_domain: str = Field(
         "", description="Domain of the VERP return path (bounce+<env_id>@domain)."
     )
@@ -244,13 +255,14 @@ class Settings(BaseSettings):
         "event_log_retention",
         "attempt_retention",
         "idempotency_retention",
+        "domain_recheck_interval",
         mode="before",
     )
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
 
-    @field_validator("dns_nameservers", "delivery_lane_overrides", mode="before")
+    @field_validator("dns_nameservers", "delivery_lane_overrides", "sending_ips", mode="before")
     @classmethod
     def _list(cls, value: Any) -> list[str]:
         return _comma_list(value)

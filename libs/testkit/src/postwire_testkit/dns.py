@@ -84,6 +84,18 @@ class LoopbackDns:
         with self._zone.lock:
             self._zone.records[key].append(RR(key, rtype, rdata=rdata, ttl=ttl))
 
+    def remove(self, name: str, rtype: str | None = None) -> None:
+        """Drop ``name``'s records (of one type, or all)."""
+        key = name.lower().rstrip(".")
+        with self._zone.lock:
+            kept = [
+                rr for rr in self._zone.records.get(key, []) if rtype and QTYPE[rr.rtype] != rtype
+            ]
+            if kept:
+                self._zone.records[key] = kept
+            else:
+                self._zone.records.pop(key, None)
+
     def a(self, name: str, ip: str) -> None:
         self._add(name, QTYPE.A, A(ip))
 

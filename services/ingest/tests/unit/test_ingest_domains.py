@@ -158,7 +158,7 @@ def records(dkim: DkimKey) -> dict[str, dict[str, str]]:
 def test_five_records_with_the_api_purposes(records: dict[str, dict[str, str]]) -> None:
     assert set(records) == {"spf", "dkim", "dmarc", "mx", "tracking"}
     for record in records.values():
-        assert set(record) == {"purpose", "type", "host", "value", "status"}
+        assert set(record) == {"purpose", "type", "host", "value", "status", "found", "detail"}
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,11 @@ DELIVERY_DUPLICATES = Counter(
 SMTP_CONNECTIONS = Gauge("postwire_smtp_connections", "Open outbound SMTP connections.")
 EVENTS_RECORDED = Counter("postwire_events_recorded_total", "Events recorded.", ["event"])
 PUSHES = Counter("postwire_webhook_pushes_total", "Webhook push attempts.", ["outcome"])
+DOMAIN_STATE_CHANGES = Counter(
+    "postwire_domain_state_changes_total",
+    "Sender domains whose state a DNS check moved up or down (alert on down).",
+    ["direction"],
+)
 HTTP_REQUESTS = Counter(
     "postwire_http_requests_total", "HTTP requests.", ["method", "route", "status"]
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from postwire_common.config import Settings
+from postwire_ingest.domain_checks import DomainChecker
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import IngestStore
 
@@ -14,3 +15,4 @@ class IngestContext:
     settings: Settings
     store: IngestStore
     sender: Sender
+    domains: DomainChecker

@@ -30,7 +30,12 @@ def router(ctx: IngestContext) -> APIRouter:
                 row["dkim_selector"],
                 row["dkim_public_key"],
                 row["record_status"],
+                row["record_found"],
+                (row["dkim_next_selector"], row["dkim_next_public_key"])
+                if row["dkim_next_selector"]
+                else None,
             ),
+            "checked_at": row["checked_at"],
             "created_at": row["created_at"],
         }
 
@@ -56,6 +61,27 @@ def router(ctx: IngestContext) -> APIRouter:
     async def show(name: str, principal: CurrentPrincipal) -> Response:
         row = await ctx.store.get_domain(principal.tenant_id, normalize_domain(name))
         return ok(present(row))
+
+    @api.post(
+        "/{name}/verify",
+        summary="Check the domain's records by DNS now",
+        description="Queries each record through POSTWIRE_DNS_NAMESERVERS and answers its "
+        "status (ok, wrong, missing; pending when DNS did not answer) with the value found. "
+        "The domain is usable (may send) once SPF and DKIM pass, verified once MX passes "
+        "too; DMARC is optional.",
+    )
+    async def verify(name: str, principal: CurrentPrincipal) -> Response:
+        return ok(present(await ctx.domains.verify(principal.tenant_id, normalize_domain(name))))
+
+    @api.post(
+        "/{name}/dkim/rotate",
+        summary="Make a new DKIM key; it signs once its record verifies",
+        description="Answers the domain with a `dkim_next` record to publish next to the "
+        "current one. The next verify (or background re-check) that finds it makes it the "
+        "signing key; mail accepted before keeps the key it was accepted with.",
+    )
+    async def rotate(name: str, principal: CurrentPrincipal) -> Response:
+        return ok(present(await ctx.domains.rotate(principal.tenant_id, normalize_domain(name))))
 
     @api.delete("/{name}", summary="Delete a domain and its senders")
     async def delete(name: str, principal: CurrentPrincipal) -> Response:

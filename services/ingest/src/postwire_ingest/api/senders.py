@@ -1,4 +1,5 @@
-"""``/v1/senders``: addresses ``prefix@verified-domain`` an account may send as."""
+"""``/v1/senders``: addresses ``prefix@domain`` an account may send as (the domain usable or
+verified)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.api.models import CreateSender
+from postwire_ingest.sending import SENDING_STATES
 
 
 def router(ctx: IngestContext) -> APIRouter:
@@ -22,8 +24,11 @@ def router(ctx: IngestContext) -> APIRouter:
         alias = check_header_value("alias", body.alias.strip()) if body.alias else None
         domain_name = address.rpartition("@")[2]
         domain = await ctx.store.get_domain(principal.tenant_id, domain_name)
-        if domain["status"] != "verified":
-            raise NotAvailable(f"domain {domain_name} is not verified yet")
+        if domain["status"] not in SENDING_STATES:
+            raise NotAvailable(
+                f"domain {domain_name} is not usable yet: publish its SPF and DKIM records, "
+                f"then POST /v1/domains/{domain_name}/verify"
+            )
         await ctx.store.insert_sender(principal.tenant_id, address, domain_name, alias or None)
         return ok({"address": address, "alias": alias, "domain": domain_name}, status=201)
 
