@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 import dkim
+import dkim.canonicalization
 import dkim.crypto
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -131,6 +132,27 @@ def _openssl_sign(digest: Any, private_key: dict[str, int]) -> bytes:
 
 
 dkim.RSASSA_PKCS1_v1_5_sign = _openssl_sign
+# Every recipient's copy of a message has the same body: dkimpy canonicalises it again for
+# each (regexes over the whole body, ~seconds for 10 MB x 100 copies). Large bodies'
+# canonical form is remembered for the last few bodies (the key is the bytes themselves).
+_relaxed_body = dkim.canonicalization.Relaxed.canonicalize_body
+CACHED_BODY_BYTES = 64 * 1024
+
+
+@lru_cache(maxsize=2)
+def _cached_relaxed_body(body: bytes) -> bytes:
+    result: bytes = _relaxed_body(body)
+    return result
+
+
+def _relaxed_body_of(body: bytes) -> bytes:
+    if len(body) < CACHED_BODY_BYTES:
+        result: bytes = _relaxed_body(body)
+        return result
+    return _cached_relaxed_body(body)
+
+
+dkim.canonicalization.Relaxed.canonicalize_body = staticmethod(_relaxed_body_of)
 # dkimpy parses the PEM key (in Python) on every signature, a quarter of its time: the
 # same key's parse is remembered (the result is only read).
 dkim.parse_pem_private_key = lru_cache(maxsize=1024)(dkim.crypto.parse_pem_private_key)
