@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
-import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-from postwire_common.config import Settings, split_host_port
+from postwire_common import dns_resolver
+from postwire_common.config import Settings
 from postwire_common.netguard import ForbiddenTarget, check_ip, resolve_checked
 from postwire_common.schemas import DeliveryStatus
 from postwire_delivery.results import DeliveryResult, Outcome, hard, soft, undeliverable
@@ -49,19 +49,7 @@ class NoRoute(Exception):
 
 
 def make_resolver(nameservers: list[str]) -> dns.asyncresolver.Resolver:
-    if nameservers:
-        resolver = dns.asyncresolver.Resolver(configure=False)
-        servers: list[str | dns.nameserver.Nameserver] = []
-        for entry in nameservers:
-            host, port = split_host_port(entry, default_port=53)
-            servers.append(dns.nameserver.Do53Nameserver(host, port))
-        resolver.nameservers = servers
-    else:
-        resolver = dns.asyncresolver.Resolver()
-    resolver.cache = dns.resolver.LRUCache(50_000)
-    resolver.lifetime = 10.0
-    resolver.timeout = 4.0
-    return resolver
+    return dns_resolver.make_resolver(nameservers, cache_size=50_000, timeout=4.0, lifetime=10.0)
 
 
 ROUTE_CACHE_SECONDS = 30.0

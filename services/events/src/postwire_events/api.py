@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -13,8 +10,9 @@ from postwire_common.errors import InvalidValue, NotAvailable, NotFound
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
-from postwire_common.instants import Instant, in_range
+from postwire_common.instants import Instant
 from postwire_common.schemas import MNS_EVENT_TYPES, EventType
+from postwire_events.cursors import decode_cursor, encode_cursor
 from postwire_events.status import STATUSES
 from postwire_events.store import EventsStore, MessageQuery
 
@@ -48,20 +46,6 @@ def present_event(row: dict[str, Any]) -> dict[str, Any]:
         "url": row["url"],
         "attempt": row["attempt"],
     }
-
-
-def encode_cursor(row: dict[str, Any]) -> str:
-    raw = f"{row['recv_time'].isoformat()}|{row['env_id']}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, env_id = raw.split("|", 1)
-        return in_range(datetime.fromisoformat(when)), env_id
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidValue("cursor is not one this API returned") from None
 
 
 def router(store: EventsStore) -> APIRouter:
@@ -101,7 +85,9 @@ def router(store: EventsStore) -> APIRouter:
                 after=decode_cursor(cursor) if cursor else None,
             )
         )
-        next_cursor = encode_cursor(rows[-1]) if len(rows) == limit else None
+        next_cursor = (
+            encode_cursor(rows[-1]["recv_time"], rows[-1]["env_id"]) if len(rows) == limit else None
+        )
         return ok({"messages": [present_message(r) for r in rows], "next_cursor": next_cursor})
 
     @api.get("/{env_id}", summary="One message with its event timeline")

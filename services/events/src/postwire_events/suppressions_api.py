@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -11,13 +9,12 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from postwire_common.addresses import normalize_address
-from postwire_common.errors import InvalidValue
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
 from postwire_common.http.models import RequestModel
 from postwire_common.http.routes import ApiRoute
-from postwire_common.instants import in_range
 from postwire_common.schemas import SuppressionReason
+from postwire_events.cursors import decode_cursor, encode_cursor
 from postwire_events.suppression_store import SuppressionStore
 from postwire_events.suppressions import Suppression
 
@@ -37,20 +34,6 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
         "source_env_id": row["source_env_id"],
         "created_at": row["created_at"],
     }
-
-
-def _cursor(row: dict[str, Any]) -> str:
-    raw = f"{row['created_at'].isoformat()}|{row['address']}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _after(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, address = raw.split("|", 1)
-        return in_range(datetime.fromisoformat(when)), address
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidValue("cursor is not one this API returned") from None
 
 
 def lowered(address: str) -> str:
@@ -75,9 +58,10 @@ def router(store: SuppressionStore) -> APIRouter:
             reason=reason,
             address=address,
             limit=limit,
-            after=_after(cursor) if cursor else None,
+            after=decode_cursor(cursor) if cursor else None,
         )
-        next_cursor = _cursor(rows[-1]) if len(rows) == limit else None
+        last = rows[-1] if len(rows) == limit else None
+        next_cursor = encode_cursor(last["created_at"], last["address"]) if last else None
         return ok({"suppressions": [present(r) for r in rows], "next_cursor": next_cursor})
 
     @api.post("", status_code=201, summary="Add an address: sending to it answers 'suppressed'")

@@ -40,7 +40,7 @@ import dns.name
 import dns.nameserver
 import dns.resolver
 
-from postwire_common.config import split_host_port
+from postwire_common import dns_resolver
 from postwire_ingest.domains import PURPOSES
 
 __all__ = [
@@ -99,21 +99,11 @@ class _DnsFailure(Exception):
 
 
 def make_resolver(nameservers: list[str]) -> dns.asyncresolver.Resolver:
-    """Like delivery's routing resolver (``host:port`` entries, empty = the system's), with
-    short timeouts and a cache that lives only as long as this resolver."""
-    if nameservers:
-        resolver = dns.asyncresolver.Resolver(configure=False)
-        servers: list[str | dns.nameserver.Nameserver] = []
-        for entry in nameservers:
-            host, port = split_host_port(entry, default_port=53)
-            servers.append(dns.nameserver.Do53Nameserver(host, port))
-        resolver.nameservers = servers
-    else:
-        resolver = dns.asyncresolver.Resolver()
-    resolver.cache = dns.resolver.LRUCache(1_000)
-    resolver.timeout = 2.0
-    resolver.lifetime = QUERY_TIMEOUT
-    return resolver
+    """Short timeouts, and a cache that lives only as long as this resolver (a user who
+    just fixed a record must not get the old answer)."""
+    return dns_resolver.make_resolver(
+        nameservers, cache_size=1_000, timeout=2.0, lifetime=QUERY_TIMEOUT
+    )
 
 
 async def _query(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str) -> list[Any]:

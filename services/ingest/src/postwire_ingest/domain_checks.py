@@ -59,13 +59,15 @@ class DomainChecker:
         )
         return Expected(ips, self._settings.helo_name, tracking_host(self._settings))
 
-    async def verify(self, account_id: str, name: str) -> asyncpg.Record:
+    async def verify(
+        self, account_id: str, name: str, expected: Expected | None = None
+    ) -> asyncpg.Record:
         """Check ``name``'s records now; the domain's row afterwards."""
         row = await self._store.get_domain(account_id, name)
         nameservers = self._settings.dns_nameservers
         checks = await check_domain(
-            name, row["dkim_selector"], row["dkim_public_key"], await self._expected(),
-            nameservers,
+            name, row["dkim_selector"], row["dkim_public_key"],
+            expected or await self._expected(), nameservers,
         )  # fmt: skip
         waiting: RecordCheck | None = None  # a rotation's key whose record is not there yet
         if row["dkim_next_selector"]:
@@ -118,9 +120,13 @@ class DomainChecker:
     async def recheck_all(self) -> int:
         """Check every domain that may send; how many were checked."""
         done = 0
-        for row in await self._store.domains_to_recheck():
+        rows = await self._store.domains_to_recheck()
+        if not rows:
+            return 0
+        expected = await self._expected()  # our sending IPs, resolved once a round
+        for row in rows:
             try:
-                await self.verify(row["account_id"], row["name"])
+                await self.verify(row["account_id"], row["name"], expected)
                 done += 1
             except Exception as exc:  # one domain's failure does not stop the round
                 log.warning(

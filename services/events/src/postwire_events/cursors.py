@@ -1,0 +1,24 @@
+"""Page cursors of the events service's listings: (time, key) of the last row, opaque."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from postwire_common.errors import InvalidValue
+from postwire_common.instants import in_range
+
+
+def encode_cursor(when: datetime, key: str) -> str:
+    raw = f"{when.isoformat()}|{key}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, key = raw.split("|", 1)
+        return in_range(datetime.fromisoformat(when)), key
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidValue("cursor is not one this API returned") from None
