@@ -141,4 +141,7 @@ class DomainChecker:
             return
         while True:
             await asyncio.sleep(interval)
-            await self.recheck_all()
+            try:
+                await self.recheck_all()
+            except Exception as exc:  # PostgreSQL away: the next round tries again
+                log.warning("domain re-check round failed", extra={"error": repr(exc)})
