@@ -21,7 +21,13 @@ from postwire_common.schemas.events import (
     EventType,
     MailEvent,
 )
-from postwire_common.schemas.ingest import DkimKey, OutboundBatches, Recipient, RecipientBatch
+from postwire_common.schemas.ingest import (
+    DkimKey,
+    OutboundBatches,
+    Recipient,
+    RecipientBatch,
+    TlsMode,
+)
 from postwire_common.schemas.suppressions import (
     SuppressionChange,
     SuppressionChanges,
@@ -46,4 +52,5 @@ __all__ = [
     "SuppressionChange",
     "SuppressionChanges",
     "SuppressionReason",
+    "TlsMode",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +34,14 @@ class DkimKey(BaseModel):
     private_key: str = Field(description="The PEM private key, encrypted (fernet:...).")
 
 
+class TlsMode(StrEnum):
+    """How delivery uses TLS towards a recipient domain (the account's TLS policy)."""
+
+    REQUIRE = "require"  # STARTTLS with a certificate valid for the MX host, or fail
+    OPPORTUNISTIC = "opportunistic"  # STARTTLS when offered, unverified; else plain text
+    NONE = "none"  # never STARTTLS
+
+
 class RecipientBatch(BaseModel):
     """Recipients of one request that go to one destination domain.
 
@@ -55,6 +64,12 @@ class RecipientBatch(BaseModel):
     dkim: list[DkimKey] = Field(
         default_factory=list,
         description="Keys to sign every copy with (one DKIM-Signature each); empty: unsigned.",
+    )
+    tls: TlsMode = Field(
+        TlsMode.OPPORTUNISTIC,
+        description="TLS towards the domain's MX hosts, from the account's TLS policy when "
+        "the request was accepted: require (verified STARTTLS or the message fails), "
+        "opportunistic (STARTTLS when offered) or none (plain text).",
     )
 
 
