@@ -29,6 +29,8 @@ from postwire_ingest.domain_checks import DomainChecker
 from postwire_ingest.limits import MAX_REQUEST_BYTES
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import OUTBOX_TABLE, IngestStore
+from postwire_ingest.tls_policies import TlsPolicies
+from postwire_ingest.tls_policy_store import TlsPolicyStore
 
 
 class IngestService(Service):
@@ -46,9 +48,10 @@ class IngestService(Service):
             batch=settings.outbox_batch,
             linger=settings.outbox_linger,
         )
-        sender = Sender(self.store, ContentStore(self.pool), self.relay.wake)
+        tls = TlsPolicies(TlsPolicyStore(self.pool))
+        sender = Sender(self.store, ContentStore(self.pool), self.relay.wake, tls.rules)
         self.domains = DomainChecker(settings, self.store, sender.forget_senders)
-        context = IngestContext(settings, self.store, sender, self.domains)
+        context = IngestContext(settings, self.store, sender, self.domains, tls)
         self._routers = routers(context)
         handlers.register(self.broker, self.store)
         self.retention = Retention(

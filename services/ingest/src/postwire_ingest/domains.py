@@ -27,9 +27,10 @@ _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 PURPOSES = ("spf", "dkim", "dmarc", "mx", "tracking")
 
 
-def normalize_domain(name: str) -> str:
-    """A domain name as users may register it: 1-66 characters (KooMessage), at least
-    two labels, letters/digits/hyphens after IDNA encoding."""
+def normalize_domain(name: str, *, longest: int = 66) -> str:
+    """A domain name as users may register it: 1-66 characters (KooMessage; ``longest``
+    for names that are not sender domains), at least two labels, letters/digits/hyphens
+    after IDNA encoding."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidValue("domain name is empty")
     candidate = name.strip().rstrip(".").lower()
@@ -40,8 +41,8 @@ def normalize_domain(name: str) -> str:
     except (idna.IDNAError, UnicodeError):
         raise InvalidValue(f"{name!r} is not a valid domain name") from None
     labels = ascii_name.split(".")
-    if not 1 <= len(ascii_name) <= 66:
-        raise InvalidValue("a domain name has 1 to 66 characters")
+    if not 1 <= len(ascii_name) <= longest:
+        raise InvalidValue(f"a domain name has 1 to {longest} characters")
     if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
         raise InvalidValue(f"{name!r} is not a valid domain name")
     if labels[-1].isdigit():

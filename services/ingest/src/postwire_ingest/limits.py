@@ -4,6 +4,7 @@ MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # Devino: a message up to 10 MB
 MAX_REQUEST_BYTES = 15 * 1024 * 1024  # 10 MB of attachments is ~13.4 MB as base64 JSON
 MAX_RECIPIENTS = 100  # per POST /v1/messages (Aliyun SingleSendMail)
 MAX_DOMAINS_PER_ACCOUNT = 10  # KooMessage
+MAX_TLS_POLICIES_PER_ACCOUNT = 1000  # ours: rules are small, but read on every send
 MAX_SUBJECT_CHARS = 998
 MAX_LABEL_CHARS = 64
 MAX_CUSTOM_HEADERS = 50

@@ -5,7 +5,8 @@
     SendRequest ──check──▶ sender, recipients, content ──prepare──▶ StoredContent
         ──content store──▶ the content, once (orphaned if the request then fails)
         ──per recipient──▶ messages row + request MailEvent (ids, no content)
-        ──per domain──▶ RecipientBatch (in OutboundBatches); EventBatch of request events
+        ──per domain──▶ RecipientBatch (in OutboundBatches) with the account's TLS mode
+                        for the domain (tls_policies); EventBatch of request events
         ──one statement──▶ ingest.messages, ingest.outbox (+ idempotency key)
         ──commit──▶ 202; the outbox relay publishes after
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -40,11 +41,13 @@ from postwire_common.schemas import (
     OutboundBatches,
     Recipient,
     RecipientBatch,
+    TlsMode,
 )
 from postwire_common.ttl_cache import TtlCache
 from postwire_ingest.compose import Content, mailbox_value, prepare
 from postwire_ingest.limits import MAX_LABEL_CHARS, MAX_RECIPIENTS
 from postwire_ingest.store import IngestStore, MessageRow, SenderRow
+from postwire_ingest.tls_policies import mode_for
 
 
 @dataclass(frozen=True)
@@ -142,9 +145,14 @@ class Sender:
     """Accepts send commands for an account. One per ingest process."""
 
     def __init__(
-        self, store: IngestStore, contents: ContentStore, wake_relay: Callable[[], None]
+        self,
+        store: IngestStore,
+        contents: ContentStore,
+        wake_relay: Callable[[], None],
+        tls_rules: Callable[[str], Awaitable[Mapping[str, TlsMode]]],
     ) -> None:
         self._store = store
+        self._tls_rules = tls_rules  # an account's TLS policies, domain -> mode
         self._contents = contents
         self._wake_relay = wake_relay
         # Senders found are remembered briefly (not those missing: a sender just added
@@ -204,9 +212,10 @@ class Sender:
         suppressed = await self._suppressions.submit(
             (principal.tenant_id, [r.address for r in recipients])
         )
+        tls = await self._tls_rules(principal.tenant_id)
         accepted, rows, outgoing = self._per_recipient(
             principal, mailbox, recipients, prepared.size, command, label, request_id, now,
-            signing, suppressed,
+            signing, suppressed, tls,
         )  # fmt: skip
         result = [a.as_dict() for a in accepted]
 
@@ -248,6 +257,7 @@ class Sender:
         now: datetime,
         signing: list[DkimKey],
         suppressed: dict[str, str],
+        tls: Mapping[str, TlsMode],
     ) -> tuple[list[Accepted], list[MessageRow], list[Outgoing]]:
         accepted: list[Accepted] = []
         rows: list[MessageRow] = []
@@ -304,6 +314,7 @@ class Sender:
                 recv_time=now,
                 recipients=chunk,
                 dkim=signing,
+                tls=mode_for(tls, domain),
             )
             for domain, found in by_domain.items()
             for chunk in chunks(found, BATCH_RECIPIENTS)

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from postwire_ingest.api import admin, api_users, domains, messages, senders
+from postwire_ingest.api import admin, api_users, domains, messages, senders, tls_policies
 from postwire_ingest.api.context import IngestContext
 
 
@@ -12,6 +12,7 @@ def routers(context: IngestContext) -> list[APIRouter]:
         api_users.router(context),
         domains.router(context),
         senders.router(context),
+        tls_policies.router(context),
         messages.router(context),
     ]
 

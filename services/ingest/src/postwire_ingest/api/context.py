@@ -8,6 +8,7 @@ from postwire_common.config import Settings
 from postwire_ingest.domain_checks import DomainChecker
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import IngestStore
+from postwire_ingest.tls_policies import TlsPolicies
 
 
 @dataclass(frozen=True)
@@ -16,3 +17,4 @@ class IngestContext:
     store: IngestStore
     sender: Sender
     domains: DomainChecker
+    tls: TlsPolicies

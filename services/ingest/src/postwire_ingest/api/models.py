@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints
 
 from postwire_common.http.models import RequestModel
+from postwire_common.schemas import TlsMode
 
 Text = Annotated[str, StringConstraints(max_length=10_000_000)]
 
@@ -31,6 +32,10 @@ class CreateDomain(Strict):
 class CreateSender(Strict):
     address: str = Field(description="prefix@verified-domain")
     alias: str | None = Field(None, max_length=64, description="Display name.")
+
+
+class PutTlsPolicy(Strict):
+    mode: TlsMode = Field(description="require, opportunistic (the default) or none.")
 
 
 class AttachmentIn(Strict):
