@@ -1,13 +1,16 @@
 """An SMTP server standing in for recipients' mail servers (aiosmtpd, own thread).
 
 It keeps every accepted message and can be told, per recipient, to refuse
-(``reject``), to fail temporarily a number of times (``tempfail``), or to be slow.
+(``reject``), to fail temporarily a number of times (``tempfail``), or to be slow. Given
+a ``tls`` context it offers STARTTLS with that certificate, and notes which messages came
+over TLS.
 """
 
 from __future__ import annotations
 
 import email
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +30,7 @@ class Received:
     peer: str
     peer_port: int
     at: float = field(default_factory=time.monotonic)
+    tls: bool = False  # the session had done STARTTLS
 
     @property
     def message(self) -> EmailMessage:
@@ -81,6 +85,7 @@ class _Handler:
                     bytes(data),
                     str(session.peer[0]) if session.peer else "",
                     int(session.peer[1]) if session.peer else 0,
+                    tls=session.ssl is not None,
                 )
             )
         return "250 2.0.0 OK queued"
@@ -88,7 +93,12 @@ class _Handler:
 
 class SmtpSink:
     def __init__(
-        self, host: str = "127.0.0.1", port: int | None = None, *, pipelining: bool = True
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        pipelining: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.pipelining = pipelining
@@ -106,6 +116,7 @@ class SmtpSink:
             data_size_limit=20 * 1024 * 1024,
             ready_timeout=10,
             server_hostname="mx.test",
+            tls_context=tls,
         )
 
     def start(self) -> SmtpSink:
