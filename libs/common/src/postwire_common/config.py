@@ -96,7 +96,9 @@ class Settings(BaseSettings):
         "the old key. Unset in development: a generated key kept in .dev/secret-key.",
     )
     region: str = Field("local", description="Region name written into events and rules.")
-    http_host: str = Field("127.0.0.1", description="HTTP listen address.")
+    http_host: str = Field(
+        "127.0.0.1", description="Listen address of the HTTP API and the inbound MX."
+    )
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP listen port.")
     public_url: str = Field(
         "http://127.0.0.1:8080", description="Base URL of tracking and unsubscribe links."

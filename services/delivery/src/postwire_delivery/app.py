@@ -29,6 +29,7 @@ from postwire_common.schemas import OutboundBatches
 from postwire_common.service import Service
 from postwire_delivery import handlers
 from postwire_delivery.dkim import Signer
+from postwire_delivery.inbound import Reports, serve
 from postwire_delivery.lanes import WORKERS_PER_CONNECTION, lane_policy
 from postwire_delivery.pipeline import Deliverer
 from postwire_delivery.routing import Router
@@ -78,6 +79,8 @@ class DeliveryService(Service):
             prepare=lambda claimed: contents.prefetch([q.content_id for q in claimed]),
         )
         handlers.register(self.broker, self.store, self.lanes.wake)
+        self.reports = Reports(self.store, settings.bounce_domain, self.relay.wake)
+        self.inbound: asyncio.Server | None = None
         self.retention = Retention(
             self.pool, [History("delivery.attempts", settings.attempt_retention)]
         )
@@ -97,8 +100,18 @@ class DeliveryService(Service):
         self.relay.start()
         self.lanes.start()
         self.spawn(self._reap(), "smtp-reaper")
+        if self.settings.inbound_port:
+            self.inbound = await serve(
+                self.reports,
+                self.settings.http_host,
+                self.settings.inbound_port,
+                self.settings.helo_name,
+            )
+            self.log.info("inbound MX listening", extra={"port": self.settings.inbound_port})
 
     async def on_stop(self) -> None:
+        if self.inbound is not None:
+            self.inbound.close()
         await self.lanes.stop()
         await self.relay.stop()
         await self.smtp.close()

@@ -55,6 +55,21 @@ class Finished:
     retry_in: float | None  # seconds; None when the result is terminal
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A recipient's terminal result, with whose message it was (for bounce reports)."""
+
+    env_id: str
+    outcome: Outcome
+    attempt: int
+    tenant_id: str
+    rcpt: str
+    msg_id: str
+    sender: str
+    label: str | None
+    recv_time: datetime
+
+
 # New recipients, unless they already have a terminal result (a bus message redelivered
 # after its recipients were finished) or are queued already.
 _INTAKE = """
@@ -101,8 +116,10 @@ RETURNING q.env_id, q.request_id, q.content_id, q.tenant_id, q.sender, q.rcpt, q
 _FINISH = """
 WITH r AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::int[], $6::text[],
-        $7::text[], $8::float8[])
-        AS r(env_id, attempt, outcome, status, code, message, host, retry_in)
+        $7::text[], $8::float8[], $9::text[], $10::text[], $11::text[], $12::text[],
+        $13::text[], $14::timestamptz[])
+        AS r(env_id, attempt, outcome, status, code, message, host, retry_in, tenant_id, rcpt,
+            msg_id, sender, label, recv_time)
 ), history AS (
     INSERT INTO delivery.attempts (env_id, attempt, outcome, status, code, message, host)
     SELECT env_id, attempt, outcome, status, code, message, host FROM r
@@ -114,8 +131,9 @@ WITH r AS (
     ON CONFLICT DO NOTHING
 ), terminal AS (
     INSERT INTO delivery.results (env_id, attempt, outcome, status, code, message, host,
-        finished_at)
-    SELECT env_id, attempt, outcome, status, code, message, host, now() FROM r
+        finished_at, tenant_id, rcpt, msg_id, sender, label, recv_time)
+    SELECT env_id, attempt, outcome, status, code, message, host, now(), tenant_id, rcpt,
+        msg_id, sender, label, recv_time FROM r
     WHERE outcome <> 'soft'
     ON CONFLICT (env_id) DO NOTHING
 ), gone AS (
@@ -129,7 +147,7 @@ WITH r AS (
     WHERE q.env_id = r.env_id AND q.attempt = r.attempt AND r.outcome = 'soft'
 ), outbox AS (
     INSERT INTO delivery.outbox (exchange, routing_key, message_id, body)
-    SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::bytea[])
+    SELECT * FROM unnest($15::text[], $16::text[], $17::text[], $18::bytea[])
 )
 SELECT now()
 """
@@ -228,12 +246,14 @@ class DeliveryStore:
 
     async def finish(self, done: Sequence[Finished], events: Sequence[Outgoing]) -> datetime:
         """Record attempts and queue their events, in one statement; the time recorded."""
-        columns: list[list[object]] = [[] for _ in range(8)]
+        columns: list[list[object]] = [[] for _ in range(14)]
         for f in done:
+            item = f.item
             values = (
-                f.item.env_id, f.item.attempt, f.result.outcome.value, f.result.status,
+                item.env_id, item.attempt, f.result.outcome.value, f.result.status,
                 f.result.code, f.result.message, f.result.host,
                 f.retry_in if f.result.outcome is Outcome.SOFT else None,
+                item.tenant_id, item.rcpt, item.msg_id, item.sender, item.label, item.recv_time,
             )  # fmt: skip
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
@@ -259,3 +279,37 @@ class DeliveryStore:
         return DeliveryResult(
             Outcome(row["outcome"]), row["status"], row["code"], row["message"], row["host"]
         )
+
+    async def sent(self, env_id: str) -> Sent | None:
+        """The terminal result of ``env_id`` with its message's identity; None when it has
+        none yet, or it was recorded before results kept the identity."""
+        row = await self.pool.fetchrow(
+            "SELECT env_id, outcome, attempt, tenant_id, rcpt, msg_id, sender, label, recv_time "
+            "FROM delivery.results WHERE env_id = $1 AND tenant_id IS NOT NULL",
+            env_id,
+        )
+        if row is None:
+            return None
+        return Sent(**{**dict(row), "outcome": Outcome(row["outcome"])})
+
+    async def report(self, env_id: str, kind: str, fmt: str, events: Sequence[Outgoing]) -> bool:
+        """Keep the first report of ``kind`` about ``env_id`` and queue its events for the
+        outbox relay, in one statement; False (and nothing queued) for a repeated one."""
+        new: bool = await self.pool.fetchval(
+            "WITH new AS (INSERT INTO delivery.reports (env_id, kind, format) "
+            "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), "
+            "queued AS (INSERT INTO delivery.outbox (exchange, routing_key, message_id, body) "
+            "SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::bytea[]) "
+            "WHERE EXISTS (SELECT 1 FROM new)) "
+            "SELECT EXISTS (SELECT 1 FROM new)",
+            env_id,
+            kind,
+            fmt,
+            *outbox_columns(events),
+        )
+        return new
+
+    async def sending_domains(self) -> set[str]:
+        """Domains mail has been signed for: the inbound MX accepts reports for them."""
+        rows = await self.pool.fetch("SELECT DISTINCT domain FROM delivery.signing_keys")
+        return {r["domain"] for r in rows}

@@ -92,6 +92,35 @@ async def test_a_finished_recipient_leaves_the_queue_and_is_never_queued_again(
     assert result.outcome is Outcome.DELIVERED
 
 
+async def test_a_terminal_result_remembers_whose_message_it_was(store: DeliveryStore) -> None:
+    lane = unique_name("d") + ".example"
+    env_id = unique_name("E")
+    sent = batch(lane, env_id)
+    await store.intake([(sent, lane)])
+    assert await store.sent(env_id) is None  # queued: no result yet
+    [item] = await claim_all(store, "w1", lane)
+    await store.finish([Finished(item, DELIVERED, None)], [])
+    found = await store.sent(env_id)
+    assert found is not None
+    assert (found.outcome, found.attempt, found.tenant_id, found.rcpt, found.msg_id) == (
+        Outcome.DELIVERED, 1, "t", f"{env_id}@{lane}", f"<{env_id}@x>"
+    )  # fmt: skip
+    assert (found.sender, found.recv_time) == (sent.sender, sent.recv_time)
+    assert await store.sent(unique_name("E")) is None
+
+
+async def test_a_repeated_report_queues_no_second_event(
+    store: DeliveryStore, pool: asyncpg.Pool
+) -> None:
+    env_id = unique_name("E")
+    marker = unique_name("report").encode()
+    outgoing = [Outgoing("postwire.events", "delivery.report", marker)]
+    assert await store.report(env_id, "bounce", "dsn", outgoing) is True
+    assert await store.report(env_id, "bounce", "exim", outgoing) is False
+    assert await store.report(env_id, "complaint", "arf", outgoing) is True  # another kind
+    assert await pool.fetchval("SELECT count(*) FROM delivery.outbox WHERE body = $1", marker) == 2
+
+
 async def test_a_stale_duplicate_result_changes_nothing(
     store: DeliveryStore, pool: asyncpg.Pool
 ) -> None:

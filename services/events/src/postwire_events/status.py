@@ -5,7 +5,10 @@ at accept time. Both of the last come from ``invalid`` events: ingest's for a su
 address carries no SMTP code, delivery's for an undeliverable domain (NXDOMAIN, null MX)
 carries the code it stands for (550, 556). Status only moves forward: a higher rank wins,
 equal ranks below terminal go by time, and terminal never changes (a late soft_bounce
-never overwrites delivered). Tracking events (rank 0) never touch the status.
+never overwrites delivered) with one exception: ``failed`` ranks above the other terminal
+statuses, because a bounce received after delivery (a DSN to the inbound MX) turns
+``delivered`` into ``failed``; delivery itself never records both for one message.
+Tracking events (rank 0) never touch the status.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ STATUS_OF: dict[EventType, tuple[str, int]] = {
     EventType.REQUEST: ("queued", 1),
     EventType.SOFT_BOUNCE: ("soft_bounced", 1),
     EventType.DELIVERED: ("delivered", TERMINAL_RANK),
-    EventType.FAILED: ("failed", TERMINAL_RANK),
+    EventType.FAILED: ("failed", TERMINAL_RANK + 1),
     EventType.INVALID: ("suppressed", TERMINAL_RANK),
 }
 

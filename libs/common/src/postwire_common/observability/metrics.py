@@ -25,6 +25,12 @@ DELIVERY_DUPLICATES = Counter(
 SMTP_CONNECTIONS = Gauge("postwire_smtp_connections", "Open outbound SMTP connections.")
 EVENTS_RECORDED = Counter("postwire_events_recorded_total", "Events recorded.", ["event"])
 PUSHES = Counter("postwire_webhook_pushes_total", "Webhook push attempts.", ["outcome"])
+INBOUND_MESSAGES = Counter(
+    "postwire_inbound_messages_total",
+    "Mail received by the inbound MX, by what it did (bounce, complaint, auto_reply, "
+    "delayed, unknown message, recipient mismatch, relay_refused, ...).",
+    ["result"],
+)
 DOMAIN_STATE_CHANGES = Counter(
     "postwire_domain_state_changes_total",
     "Sender domains whose state a DNS check moved up or down (alert on down).",
