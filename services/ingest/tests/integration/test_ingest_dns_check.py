@@ -13,14 +13,13 @@ from dnslib.server import BaseResolver, DNSLogger, DNSServer
 from postwire_ingest.dns_check import (
     Expected,
     RecordCheck,
-    SpfResult,
     check_domain,
-    check_host,
     domain_state,
-    make_resolver,
     statuses,
 )
+from postwire_ingest.dns_query import make_resolver
 from postwire_ingest.domains import generate_dkim_key
+from postwire_ingest.spf import SpfResult, check_host
 from postwire_testkit.dns import LoopbackDns
 
 pytestmark = pytest.mark.integration
