@@ -238,7 +238,16 @@ def test_k8s_deploys_every_service() -> None:
         assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
         service = k8s_services[name]["spec"]
         assert service["selector"].items() <= labels.items()
-        assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(8080, 8080)]
+        ports = [(p["port"], p["targetPort"]) for p in service["ports"]]
+        assert ports[0] == (8080, 8080)
+        if name == "delivery":  # the inbound MX: port 25 to the pods' POSTWIRE_INBOUND_PORT
+            inbound = int(
+                k8s_objects("ConfigMap")["postwire-config"]["data"]["POSTWIRE_INBOUND_PORT"]
+            )
+            assert ports[1:] == [(25, inbound)]
+            assert {"name": "inbound-smtp", "containerPort": inbound} in container["ports"]
+        else:
+            assert ports == [(8080, 8080)]
 
 
 def test_nginx_upstreams_are_the_services(gateways: Gateways) -> None:
