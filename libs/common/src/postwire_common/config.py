@@ -190,6 +190,11 @@ class Settings(BaseSettings):
     delivery_attempt_timeout: float = Field(
         120.0, description="Longest one SMTP delivery attempt may take before it soft-fails."
     )
+    delivery_ca_file: str = Field(
+        "",
+        description="PEM file of CA certificates trusted, besides the system's, when a TLS "
+        "policy requires verified TLS (an internal CA); empty = the system trust store only.",
+    )
     notifier_concurrency: int = Field(
         64,
         ge=1,

@@ -47,6 +47,7 @@ class DeliveryService(Service):
             settings.helo_name,
             per_host=settings.delivery_connections_per_host,
             timeout=min(60.0, settings.delivery_attempt_timeout),
+            ca_file=settings.delivery_ca_file,
         )
         self.store = DeliveryStore(self.pool)
         self.relay = OutboxRelay(

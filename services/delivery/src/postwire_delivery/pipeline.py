@@ -6,7 +6,8 @@
       ──route (relay or MX)──▶ no route: a result without reading the content
       ──content (store, cached per request)──▶ a connection of the lane, within the
         byte budget of large messages ──▶ render its copy (To, Message-ID)
-      ──SMTP to each target until one answers  (attempt timeout)
+      ──SMTP to each target until one answers  (attempt timeout), with TLS as the
+        recipient's batch said (require: no verified TLS anywhere fails the message)
       ──record──▶ one statement for many recipients (group commit): attempt history,
                   terminal result + leave the queue, or the next due time; the events
                   go to the outbox in the same statement and are published once
@@ -37,7 +38,7 @@ from postwire_common.schemas import DeliveryStatus, EventBatch, EventType, MailE
 from postwire_delivery.dkim import Signer
 from postwire_delivery.results import DeliveryResult, Outcome, gave_up, hard, soft
 from postwire_delivery.routing import NoRoute, Router, Target
-from postwire_delivery.smtp import ConnectFailed, SmtpPool
+from postwire_delivery.smtp import ConnectFailed, SmtpPool, TlsFailed
 from postwire_delivery.store import DeliveryStore, Finished, Queued
 
 log = logging.getLogger("postwire.delivery")
@@ -71,6 +72,17 @@ class ByteBudget:
             async with self._changed:
                 self._used -= size
                 self._changed.notify_all()
+
+
+def no_session(rcpt: str, failures: Sequence[ConnectFailed]) -> DeliveryResult:
+    """The result when no target of ``rcpt`` took a session. When TLS was required and
+    every target refused it (none was merely unreachable), the message fails at once
+    (see :class:`TlsFailed`); otherwise it is retried."""
+    if failures and all(isinstance(f, TlsFailed) for f in failures):
+        domain = rcpt.rpartition("@")[2]
+        reasons = "; ".join(str(f) for f in failures[:3])
+        return hard(DeliveryStatus.FAILED, f"TLS required for {domain}: {reasons}")
+    return soft("could not connect: " + "; ".join(str(f) for f in failures[:3]))
 
 
 EVENT_OF = {
@@ -178,13 +190,15 @@ class Deliverer:
         return result
 
     async def _send(self, item: Queued, targets: list[Target], raw: bytes) -> DeliveryResult:
-        failures: list[str] = []
+        failures: list[ConnectFailed] = []
         for target in targets:
             try:
-                return await self._smtp.send(target, self._mail_from(item), item.rcpt, raw)
+                return await self._smtp.send(
+                    target, self._mail_from(item), item.rcpt, raw, item.tls
+                )
             except ConnectFailed as exc:
-                failures.append(str(exc))
-        return soft("could not connect: " + "; ".join(failures[:3]))
+                failures.append(exc)
+        return no_session(item.rcpt, failures)
 
     def _mail_from(self, item: Queued) -> str:
         if self._settings.bounce_domain:

@@ -4,9 +4,21 @@ One pool per delivery process. Per destination (IP, port) at most
 ``POSTWIRE_DELIVERY_CONNECTIONS_PER_HOST`` connections are open; a finished transaction
 returns its connection to the idle list, and the next message for that destination
 reuses it (MAIL/RCPT/DATA on an open session, no new TCP or TLS handshake). A reused
-connection the server has meanwhile closed is replaced once, transparently. STARTTLS is
-used when offered (opportunistic: certificates are not verified, as between MTAs without
-DANE/MTA-STS); a failed TLS handshake falls back to plain text.
+connection the server has meanwhile closed is replaced once, transparently.
+
+TLS follows the recipient domain's mode (the account's TLS policy, ``TlsMode``):
+
+=============  ==========================================================================
+opportunistic  STARTTLS when offered, certificates not verified (as between MTAs without
+               DANE/MTA-STS); a failed handshake falls back to plain text for an hour
+require        STARTTLS must be offered and the certificate must verify for the MX host
+               name (``Target.host``, not the address) against the system trust store
+               and ``POSTWIRE_DELIVERY_CA_FILE``; otherwise :class:`TlsFailed`
+none           never STARTTLS
+=============  ==========================================================================
+
+Idle connections are kept per (address, port, mode), so a session opened for one mode is
+never reused for another: a ``require`` send only ever gets a verified session.
 """
 
 from __future__ import annotations
@@ -21,13 +33,15 @@ from collections import defaultdict, deque
 import aiosmtplib
 
 from postwire_common.observability.metrics import SMTP_CONNECTIONS
+from postwire_common.schemas import TlsMode
 from postwire_delivery import pipelining
 from postwire_delivery.results import DeliveryResult, classify_reply, soft
 from postwire_delivery.routing import Target
 
 log = logging.getLogger("postwire.delivery.smtp")
 
-Key = tuple[str, int]
+Key = tuple[str, int]  # (address, port): connections per destination are capped on it
+IdleKey = tuple[str, int, TlsMode]  # sessions are reused only for the mode they were made for
 TLS_RETRY_SECONDS = 3600.0
 
 
@@ -43,6 +57,26 @@ class ConnectFailed(Exception):
     """Could not open a session with this target; the next MX host may do better."""
 
 
+class TlsFailed(ConnectFailed):
+    """TLS was required and this target cannot give it: no STARTTLS, a certificate that
+    does not verify for its name, a handshake that fails, STARTTLS refused with 5xx.
+
+    These are how the server is set up, not passing trouble, so when every host of the
+    domain answers like this the message fails (hard, status 4: the policy says "fails
+    the message") instead of being retried for hours; a timeout or a lost connection
+    stays a :class:`ConnectFailed` (soft).
+    """
+
+
+def verifying_context(ca_file: str = "") -> ssl.SSLContext:
+    """Host names checked, certificates verified against the system trust store and, if
+    given, the CAs in ``ca_file`` (PEM)."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 class SmtpPool:
     def __init__(
         self,
@@ -51,46 +85,58 @@ class SmtpPool:
         per_host: int,
         timeout: float = 60.0,
         idle_seconds: float = 30.0,
+        ca_file: str = "",
     ) -> None:
         self._helo = helo_name
+        self._verified = verifying_context(ca_file)  # read now: a bad file fails at start
         self._per_host = per_host
         self._timeout = timeout
         self._idle_seconds = idle_seconds
-        self._idle: dict[Key, deque[_Connection]] = defaultdict(deque)
+        self._idle: dict[IdleKey, deque[_Connection]] = defaultdict(deque)
         self._slots: dict[Key, asyncio.Semaphore] = {}
         self._users: dict[Key, int] = defaultdict(int)  # sends using or waiting for a slot
         self._no_tls: dict[Key, float] = {}  # plain text until this monotonic time
 
-    async def send(self, target: Target, mail_from: str, rcpt: str, raw: bytes) -> DeliveryResult:
-        """One transaction; raise :class:`ConnectFailed` if no session could be opened."""
+    async def send(
+        self,
+        target: Target,
+        mail_from: str,
+        rcpt: str,
+        raw: bytes,
+        tls: TlsMode = TlsMode.OPPORTUNISTIC,
+    ) -> DeliveryResult:
+        """One transaction; raise :class:`ConnectFailed` if no session could be opened
+        (:class:`TlsFailed` if ``tls`` is ``require`` and the target cannot do it)."""
         key = (target.ip, target.port)
         slot = self._slots.setdefault(key, asyncio.Semaphore(self._per_host))
         self._users[key] += 1
         try:
             async with slot:
-                return await self._send_on_slot(key, target, mail_from, rcpt, raw)
+                return await self._send_on_slot((*key, tls), target, mail_from, rcpt, raw)
         finally:
             self._users[key] -= 1
             if not self._users[key]:
                 # Nothing uses this destination now: keep its dictionaries small.
                 del self._users[key]
                 self._slots.pop(key, None)
-                if not self._idle.get(key):
-                    self._idle.pop(key, None)
+                for mode in TlsMode:
+                    if not self._idle.get((*key, mode)):
+                        self._idle.pop((*key, mode), None)
 
     async def _send_on_slot(
-        self, key: Key, target: Target, mail_from: str, rcpt: str, raw: bytes
+        self, key: IdleKey, target: Target, mail_from: str, rcpt: str, raw: bytes
     ) -> DeliveryResult:
+        tls = key[2]
         conn, reused = self._take_idle(key), True
         if conn is None:
-            conn, reused = await self._connect(target), False
+            conn, reused = await self._connect(target, tls), False
         try:
             result = await self._transaction(conn, target, mail_from, rcpt, raw)
         except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
             self._discard(conn)
             if not reused:
                 return soft(f"connection lost: {exc}", host=target.host)
-            conn = await self._connect(target)  # the server closed an idle session
+            conn = await self._connect(target, tls)  # the server closed an idle session
             try:
                 result = await self._transaction(conn, target, mail_from, rcpt, raw)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as again:
@@ -128,11 +174,21 @@ class SmtpPool:
             return classify_reply(exc.code, exc.message, target.host)
         return classify_reply(reply.code, reply.message, target.host)
 
-    async def _connect(self, target: Target) -> _Connection:
+    async def _connect(self, target: Target, tls: TlsMode) -> _Connection:
+        if tls is TlsMode.REQUIRE:
+            client = await self._open_verified(target)
+        elif tls is TlsMode.NONE:
+            client = await self._open(target, start_tls=False)
+        else:
+            client = await self._open_opportunistic(target)
+        SMTP_CONNECTIONS.inc()
+        return _Connection(client)
+
+    async def _open_opportunistic(self, target: Target) -> aiosmtplib.SMTP:
         key = (target.ip, target.port)
         use_tls = self._no_tls.get(key, 0.0) <= time.monotonic()
         try:
-            client = await self._open(target, start_tls=None if use_tls else False)
+            return await self._open(target, start_tls=None if use_tls else False)
         except ssl.SSLError as exc:
             log.info(
                 "STARTTLS failed; retrying in plain text",
@@ -140,9 +196,45 @@ class SmtpPool:
             )
             # Plain text for a while, then TLS is tried again (the server may be fixed).
             self._no_tls[key] = time.monotonic() + TLS_RETRY_SECONDS
-            client = await self._open(target, start_tls=False)
-        SMTP_CONNECTIONS.inc()
-        return _Connection(client)
+            return await self._open(target, start_tls=False)
+
+    async def _open_verified(self, target: Target) -> aiosmtplib.SMTP:
+        """A session in TLS whose certificate verified for ``target.host``, or
+        :class:`TlsFailed` saying what was wrong."""
+        client = await self._open(target, start_tls=False)
+        try:
+            await self._start_verified_tls(client, target)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    async def _start_verified_tls(self, client: aiosmtplib.SMTP, target: Target) -> None:
+        host = target.host
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPResponseException as exc:
+            raise TlsFailed(
+                f"{host} does not offer STARTTLS (EHLO: {exc.code} {exc.message})"
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise ConnectFailed(f"{host} [{target.ip}]: {exc}") from exc
+        if not client.supports_extension("starttls"):
+            raise TlsFailed(f"{host} does not offer STARTTLS")
+        try:
+            await client.starttls(server_hostname=host, tls_context=self._verified)
+            await client.ehlo()  # RFC 3207: the extensions again, as the TLS session says
+        except ssl.SSLCertVerificationError as exc:
+            raise TlsFailed(f"{host}: certificate verify failed: {exc.verify_message}") from exc
+        except ssl.SSLError as exc:
+            raise TlsFailed(f"{host}: TLS handshake failed: {exc.reason or exc}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            text = f"{host} refused STARTTLS: {exc.code} {exc.message}"
+            if 500 <= exc.code < 600:
+                raise TlsFailed(text) from exc
+            raise ConnectFailed(text) from exc  # 454 and the like: try again later
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise ConnectFailed(f"{host} [{target.ip}]: STARTTLS: {exc}") from exc
 
     async def _open(self, target: Target, *, start_tls: bool | None) -> aiosmtplib.SMTP:
         client = aiosmtplib.SMTP(
@@ -166,7 +258,7 @@ class SmtpPool:
             raise ConnectFailed(f"{target.host} [{target.ip}]: {exc}") from exc
         return client
 
-    def _take_idle(self, key: Key) -> _Connection | None:
+    def _take_idle(self, key: IdleKey) -> _Connection | None:
         idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
@@ -189,11 +281,11 @@ class SmtpPool:
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                     await asyncio.wait_for(conn.client.quit(), 5)
                 self._discard(conn)
-            if not idle and key not in self._users:
+            if not idle and (key[0], key[1]) not in self._users:
                 self._idle.pop(key, None)
-        for key, until in list(self._no_tls.items()):
+        for destination, until in list(self._no_tls.items()):
             if until <= now:
-                del self._no_tls[key]
+                del self._no_tls[destination]
 
     async def close(self) -> None:
         for idle in self._idle.values():

@@ -17,7 +17,7 @@ import asyncpg
 from postwire_common.broker.outbox import outbox_columns
 from postwire_common.broker.publish import Outgoing
 from postwire_common.crypto import Keyring
-from postwire_common.schemas import RecipientBatch
+from postwire_common.schemas import RecipientBatch, TlsMode
 from postwire_delivery.results import DeliveryResult, Outcome
 
 OUTBOX_TABLE = "delivery.outbox"
@@ -40,6 +40,11 @@ class Queued:
     attempt: int
     to_header: str | None = None  # the To header's value, when it has a display name
     dkim_selectors: list[str] | None = None  # keys of the sender's domain to sign with
+    tls: TlsMode = TlsMode.OPPORTUNISTIC  # the account's TLS policy when it was accepted
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tls, TlsMode):  # as read from the table
+            object.__setattr__(self, "tls", TlsMode(self.tls))
 
     @property
     def key(self) -> str:
@@ -75,17 +80,18 @@ class Sent:
 _INTAKE = """
 WITH keys AS (
 INSERT INTO delivery.signing_keys (tenant_id, domain, selector, private_key)
-SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::text[])
+SELECT * FROM unnest($14::text[], $15::text[], $16::text[], $17::text[])
 ON CONFLICT DO NOTHING
 ), new AS (
 INSERT INTO delivery.queue (env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id,
-    label, recv_time, lane, to_header, dkim_selectors)
+    label, recv_time, lane, to_header, dkim_selectors, tls)
 SELECT u.env_id, u.request_id, u.content_id, u.tenant_id, u.sender, u.rcpt, u.msg_id,
-    u.label, u.recv_time, u.lane, u.to_header, string_to_array(nullif(u.dkim, ''), ',')
+    u.label, u.recv_time, u.lane, u.to_header, string_to_array(nullif(u.dkim, ''), ','), u.tls
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[])
+    $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[],
+    $13::text[])
     AS u(env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id, label, recv_time,
-        lane, to_header, dkim)
+        lane, to_header, dkim, tls)
 WHERE NOT EXISTS (SELECT 1 FROM delivery.results r WHERE r.env_id = u.env_id)
 ON CONFLICT (env_id) DO NOTHING
 RETURNING 1
@@ -106,7 +112,7 @@ FROM (
 ) c
 WHERE q.env_id = c.env_id
 RETURNING q.env_id, q.request_id, q.content_id, q.tenant_id, q.sender, q.rcpt, q.msg_id,
-    q.label, q.recv_time, q.lane, q.attempt, q.to_header, q.dkim_selectors
+    q.label, q.recv_time, q.lane, q.attempt, q.to_header, q.dkim_selectors, q.tls
 """
 
 # One statement for a batch of finished attempts: history, terminal results (and the row
@@ -162,7 +168,8 @@ class DeliveryStore:
         (recipients given, recipients new)."""
         rows = [
             (r.env_id, b.request_id, b.content_id, b.tenant_id, b.sender, r.rcpt, r.msg_id,
-             b.label, b.recv_time, lane, r.to, ",".join(k.selector for k in b.dkim))
+             b.label, b.recv_time, lane, r.to, ",".join(k.selector for k in b.dkim),
+             b.tls.value)
             for b, lane in batches
             for r in b.recipients
         ]  # fmt: skip
@@ -263,7 +270,7 @@ class DeliveryStore:
     async def queued(self, env_id: str) -> Queued | None:
         row = await self.pool.fetchrow(
             "SELECT env_id, request_id, content_id, tenant_id, sender, rcpt, msg_id, label, "
-            "recv_time, lane, attempt, to_header, dkim_selectors FROM delivery.queue "
+            "recv_time, lane, attempt, to_header, dkim_selectors, tls FROM delivery.queue "
             "WHERE env_id = $1",
             env_id,
         )
