@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 
+import asyncpg
 import dkim
 import dns.resolver
 
@@ -70,3 +71,31 @@ async def test_every_delivered_copy_verifies_against_the_published_key(
         # A copy changed on the way fails: the check above is not vacuous.
         tampered = received.data.replace(m["rcpt"].encode(), b"someone@example.org", 1)
         assert not dkim.verify(tampered, dnsfunc=lookup)
+
+
+async def test_deleting_a_domain_drops_deliverys_copy_of_its_keys(
+    tenant: Tenant, mx: SmtpSink, db: asyncpg.Connection
+) -> None:
+    rcpt = f"gone-domain.{tenant.name}@example.org"
+    answer = await tenant.send([rcpt])
+    assert answer.status_code == 202, answer.text
+    [message] = envelope(answer)["Result"]["messages"]
+    assert await tenant.wait_for_status(message["env_id"], "delivered") == "delivered"
+
+    async def keys() -> int:
+        count: int = await db.fetchval(
+            "SELECT count(*) FROM delivery.signing_keys WHERE domain = $1", tenant.domain
+        )
+        return count
+
+    assert await keys() == 1  # came with the mail
+    deleted = await tenant.client("ingest").delete(f"/v1/domains/{tenant.domain}")
+    assert deleted.status_code == 200, deleted.text
+
+    async def dropped() -> bool:
+        return await keys() == 0
+
+    assert await eventually(dropped, what="delivery's copy of the key dropped")
+    # The domain and its senders are gone too: sending from it is refused.
+    again = await tenant.send([rcpt])
+    assert again.status_code != 202

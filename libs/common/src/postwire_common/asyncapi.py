@@ -29,6 +29,7 @@ from postwire_common.broker.redrive import MAX_REDRIVES
 from postwire_common.schemas import (
     BUS_MESSAGES,
     MNS_EVENT_TYPES,
+    DomainRemoved,
     EventBatch,
     EventType,
     OutboundBatches,
@@ -58,8 +59,12 @@ PUBLICATIONS: tuple[Publication, ...] = (
                 "Recipients of accepted requests, per destination domain (ids only)."),
     Publication("ingest", topology.EVENTS, "ingest.request", EventBatch,
                 "A request event per accepted recipient."),
+    Publication("ingest", topology.OUTBOUND, topology.DOMAINS_KEY, DomainRemoved,
+                "A sender domain was deleted: delivery drops its DKIM keys."),
     Publication("delivery", topology.EVENTS, "delivery.result", EventBatch,
                 "Delivery results: delivered, soft_bounce, failed, invalid."),
+    Publication("delivery", topology.EVENTS, "delivery.report", EventBatch,
+                "Bounces and complaints received after delivery: failed, spam_report."),
     Publication("events", topology.SUPPRESSIONS, topology.SUPPRESSIONS_KEY,
                 SuppressionChanges, "Addresses added to or removed from suppression lists."),
 )  # fmt: skip
@@ -67,6 +72,7 @@ PUBLICATIONS: tuple[Publication, ...] = (
 # Work queue -> (the service that consumes it, the message it reads).
 CONSUMERS: dict[str, tuple[str, type[BaseModel]]] = {
     topology.DELIVERY_INTAKE.queue.name: ("delivery", OutboundBatches),
+    topology.DELIVERY_DOMAINS.queue.name: ("delivery", DomainRemoved),
     topology.EVENTS_LOG.queue.name: ("events", EventBatch),
     topology.NOTIFIER_EVENTS.queue.name: ("notifier", EventBatch),
     topology.INGEST_SUPPRESSIONS.queue.name: ("ingest", SuppressionChanges),

@@ -39,7 +39,7 @@ from postwire_delivery.store import OUTBOX_TABLE, DeliveryStore, Queued
 
 class DeliveryService(Service):
     name = "delivery"
-    consumes = (topology.DELIVERY_INTAKE.queue.name,)
+    consumes = (topology.DELIVERY_INTAKE.queue.name, topology.DELIVERY_DOMAINS.queue.name)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -101,6 +101,7 @@ class DeliveryService(Service):
         self.relay.start()
         self.lanes.start()
         self.spawn(self._reap(), "smtp-reaper")
+        self.spawn(self._sweep(), "removed-domains")
         if self.settings.inbound_port:
             self.inbound = await serve(
                 self.reports,
@@ -124,3 +125,12 @@ class DeliveryService(Service):
                 await self.smtp.reap_idle()
             except Exception:  # the reaper must outlive any one failure
                 self.log.exception("closing idle SMTP sessions failed")
+
+    async def _sweep(self) -> None:
+        """Keys of deleted domains that queued mail still needed go once it has left."""
+        while True:
+            await asyncio.sleep(600)
+            try:
+                await self.store.sweep_removed_domains()
+            except Exception:  # the sweep must outlive any one failure
+                self.log.exception("dropping the DKIM keys of deleted domains failed")

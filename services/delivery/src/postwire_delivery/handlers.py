@@ -1,4 +1,5 @@
-"""delivery's bus subscribers: queue recipients (group commit), wake the lanes."""
+"""delivery's bus subscribers: queue recipients (group commit), wake the lanes; drop the
+DKIM keys of deleted domains."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from faststream.rabbit import Channel, RabbitBroker
 from postwire_common.batching import Batcher
 from postwire_common.broker import topology
 from postwire_common.observability.metrics import DELIVERY_DUPLICATES
-from postwire_common.schemas import OutboundBatches, RecipientBatch
+from postwire_common.schemas import DomainRemoved, OutboundBatches, RecipientBatch
 from postwire_delivery.store import DeliveryStore, Queued
 
 
@@ -47,3 +48,14 @@ def register(
     )
     async def on_recipients(message: OutboundBatches) -> None:
         await recorder.submit(message)
+
+    domains = topology.DELIVERY_DOMAINS
+
+    @broker.subscriber(
+        domains.queue,
+        domains.exchange,
+        title="delivery.domains",
+        description="Deleted sender domains: their DKIM keys are dropped.",
+    )
+    async def on_domain_removed(message: DomainRemoved) -> None:
+        await store.remove_domain(message.tenant_id, message.domain)

@@ -81,8 +81,11 @@ class Reports:
         verdict = judge(report, sent, datetime.now(UTC))
         reason = verdict.reason
         if verdict.event is not None:
-            batch = EventBatch(events=[verdict.event])
-            outgoing = [Outgoing(topology.EVENTS.name, "delivery.report", batch)]
+            outgoing = [
+                Outgoing(
+                    topology.EVENTS.name, "delivery.report", EventBatch(events=[verdict.event])
+                )
+            ]
             if await self._store.report(verdict.event.env_id, reason, report.format, outgoing):
                 self._wake()
             else:

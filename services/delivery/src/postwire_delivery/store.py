@@ -320,3 +320,39 @@ class DeliveryStore:
         """Domains mail has been signed for: the inbound MX accepts reports for them."""
         rows = await self.pool.fetch("SELECT DISTINCT domain FROM delivery.signing_keys")
         return {r["domain"] for r in rows}
+
+    async def remove_domain(self, tenant_id: str, domain: str) -> int:
+        """The account deleted ``domain``: note it, and drop the keys no queued mail needs
+        (:meth:`sweep_removed_domains` drops the others later); how many were dropped."""
+        await self.pool.execute(
+            "INSERT INTO delivery.removed_domains (tenant_id, domain) VALUES ($1, $2) "
+            "ON CONFLICT (tenant_id, domain) DO UPDATE SET removed_at = now()",
+            tenant_id,
+            domain,
+        )
+        return await self.sweep_removed_domains(tenant_id, domain)
+
+    async def sweep_removed_domains(
+        self, tenant_id: str | None = None, domain: str | None = None, *, keep_days: int = 7
+    ) -> int:
+        """Drop keys of removed domains that existed at the removal and that no queued mail
+        names; forget removals older than ``keep_days``. How many keys were dropped."""
+        dropped = await self.pool.fetchval(
+            "WITH dropped AS (DELETE FROM delivery.signing_keys k "
+            "USING delivery.removed_domains r "
+            "WHERE k.tenant_id = r.tenant_id AND k.domain = r.domain "
+            "AND k.created_at <= r.removed_at "
+            "AND ($1::text IS NULL OR (r.tenant_id = $1 AND r.domain = $2)) "
+            "AND NOT EXISTS (SELECT 1 FROM delivery.queue q WHERE q.tenant_id = k.tenant_id "
+            "AND k.selector = ANY(q.dkim_selectors) "
+            "AND lower(split_part(q.sender, '@', 2)) = k.domain) "
+            "RETURNING 1) SELECT count(*) FROM dropped",
+            tenant_id,
+            domain,
+        )
+        await self.pool.execute(
+            "DELETE FROM delivery.removed_domains "
+            "WHERE removed_at < now() - make_interval(days => $1)",
+            keep_days,
+        )
+        return int(dropped)

@@ -18,7 +18,7 @@ import pytest
 
 from postwire_common import db
 from postwire_common.broker.publish import Outgoing
-from postwire_common.schemas import DeliveryStatus, Recipient, RecipientBatch
+from postwire_common.schemas import DeliveryStatus, DkimKey, Recipient, RecipientBatch
 from postwire_delivery.results import DeliveryResult, Outcome, hard, soft
 from postwire_delivery.store import DeliveryStore, Finished, Queued
 from postwire_testkit.infra import migrated_database, unique_name
@@ -198,3 +198,40 @@ async def test_claims_leave_out_lanes_that_are_full(store: DeliveryStore) -> Non
     lanes = {q.lane for q in found}
     assert free in lanes
     assert busy not in lanes
+
+
+async def test_a_deleted_domains_keys_go_once_no_queued_mail_needs_them(
+    store: DeliveryStore, pool: asyncpg.Pool
+) -> None:
+    tenant, domain = unique_name("t"), unique_name("shop") + ".example"
+    lane = unique_name("d") + ".example"
+    old, new = (
+        DkimKey(domain=domain, selector="pw1", private_key="k1"),
+        DkimKey(domain=domain, selector="pw2", private_key="k2"),
+    )
+
+    def signed(env_id: str, key: DkimKey) -> RecipientBatch:
+        made = batch(lane, env_id)
+        return made.model_copy(
+            update={"tenant_id": tenant, "sender": f"news@{domain}", "dkim": [key]}
+        )
+
+    async def selectors() -> list[str]:
+        rows = await pool.fetch(
+            "SELECT selector FROM delivery.signing_keys WHERE tenant_id = $1 AND domain = $2 "
+            "ORDER BY selector",
+            tenant,
+            domain,
+        )
+        return [r["selector"] for r in rows]
+
+    waiting = unique_name("E")
+    await store.intake([(signed(waiting, old), lane)])
+    assert await store.remove_domain(tenant, domain) == 0  # queued mail still signs with it
+    assert await selectors() == ["pw1"]
+    # The domain is added again: its new key is not the deleted domain's.
+    await store.intake([(signed(unique_name("E"), new), lane)])
+    [item] = [q for q in await claim_all(store, "w1", lane) if q.env_id == waiting]
+    await store.finish([Finished(item, DELIVERED, None)], [])
+    assert await store.sweep_removed_domains() == 1
+    assert await selectors() == ["pw2"]

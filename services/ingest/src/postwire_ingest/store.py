@@ -13,12 +13,13 @@ from typing import Any
 
 import asyncpg
 
+from postwire_common.broker import topology
 from postwire_common.broker.outbox import outbox_columns
 from postwire_common.broker.publish import Outgoing
 from postwire_common.content import StoredContent, content_columns, insert_cte
 from postwire_common.crypto import Keyring
 from postwire_common.errors import AlreadyExists, NotFound
-from postwire_common.schemas import SuppressionChange
+from postwire_common.schemas import DomainRemoved, SuppressionChange
 
 OUTBOX_TABLE = "ingest.outbox"
 
@@ -303,10 +304,21 @@ class IngestStore:
         )
 
     async def delete_domain(self, account_id: str, name: str) -> None:
+        """Delete the domain (its senders and keys go with it) and tell delivery, in one
+        statement, to drop its copies of the keys."""
+        notice = Outgoing(
+            topology.OUTBOUND.name,
+            topology.DOMAINS_KEY,
+            DomainRemoved(tenant_id=account_id, domain=name),
+        )
         deleted = await self.pool.fetchval(
-            "DELETE FROM ingest.domains WHERE account_id = $1 AND name = $2 RETURNING name",
+            "WITH gone AS (DELETE FROM ingest.domains WHERE account_id = $1 AND name = $2 "
+            "RETURNING name), told AS (INSERT INTO ingest.outbox (exchange, routing_key, "
+            "message_id, body) SELECT * FROM unnest($3::text[], $4::text[], $5::text[], "
+            "$6::bytea[]) WHERE EXISTS (SELECT 1 FROM gone)) SELECT name FROM gone",
             account_id,
             name,
+            *outbox_columns([notice]),
         )
         if deleted is None:
             raise NotFound(f"no domain {name}")

@@ -3,6 +3,7 @@
 ::
 
     postwire.outbound   (direct)  --outbound-->  delivery.intake     [delivery]   RecipientBatch
+                                  --domains--->  delivery.domains    [delivery]   DomainRemoved
     postwire.events     (topic)   --#-------->   events.log          [events]     EventBatch
                                   --#-------->   notifier.events     [notifier]   EventBatch
     postwire.suppressions (direct) --changes-->  ingest.suppressions [ingest]     SuppressionChanges
@@ -39,6 +40,7 @@ DEAD = RabbitExchange("postwire.dead", type=ExchangeType.DIRECT, durable=True)
 SUPPRESSIONS = RabbitExchange("postwire.suppressions", type=ExchangeType.DIRECT, durable=True)
 
 OUTBOUND_KEY = "outbound"
+DOMAINS_KEY = "domains"
 SUPPRESSIONS_KEY = "changes"
 
 
@@ -89,6 +91,7 @@ def parked_queue(work: RabbitQueue) -> RabbitQueue:
 
 
 DELIVERY_INTAKE = Route(work_queue("delivery.intake", OUTBOUND_KEY), OUTBOUND, OUTBOUND_KEY)
+DELIVERY_DOMAINS = Route(work_queue("delivery.domains", DOMAINS_KEY), OUTBOUND, DOMAINS_KEY)
 EVENTS_LOG = Route(work_queue("events.log", "#"), EVENTS, "#")
 NOTIFIER_EVENTS = Route(work_queue("notifier.events", "#"), EVENTS, "#")
 
@@ -96,5 +99,11 @@ INGEST_SUPPRESSIONS = Route(
     work_queue("ingest.suppressions", SUPPRESSIONS_KEY), SUPPRESSIONS, SUPPRESSIONS_KEY
 )
 
-ROUTES: tuple[Route, ...] = (DELIVERY_INTAKE, EVENTS_LOG, NOTIFIER_EVENTS, INGEST_SUPPRESSIONS)
+ROUTES: tuple[Route, ...] = (
+    DELIVERY_INTAKE,
+    DELIVERY_DOMAINS,
+    EVENTS_LOG,
+    NOTIFIER_EVENTS,
+    INGEST_SUPPRESSIONS,
+)
 EXCHANGES: tuple[RabbitExchange, ...] = (OUTBOUND, EVENTS, DEAD, SUPPRESSIONS)

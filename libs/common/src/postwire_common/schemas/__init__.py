@@ -9,11 +9,14 @@ class                  producer                    meaning
                                                    once, consumed by events and notifier
 ``SuppressionChanges`` events                      addresses added to or removed from an
                                                    account's suppression list (to ingest)
+``DomainRemoved``      ingest                      a sender domain was deleted: its DKIM
+                                                   keys go (to delivery)
 =====================  ==========================  ==================================
 """
 
 from pydantic import BaseModel
 
+from postwire_common.schemas.domains import DomainRemoved
 from postwire_common.schemas.events import (
     MNS_EVENT_TYPES,
     DeliveryStatus,
@@ -36,13 +39,19 @@ from postwire_common.schemas.suppressions import (
 
 # Every class sent on the bus as a whole message; ``postwire_common.asyncapi`` documents
 # each, and its test checks that the services publish and subscribe to no other.
-BUS_MESSAGES: tuple[type[BaseModel], ...] = (OutboundBatches, EventBatch, SuppressionChanges)
+BUS_MESSAGES: tuple[type[BaseModel], ...] = (
+    OutboundBatches,
+    EventBatch,
+    SuppressionChanges,
+    DomainRemoved,
+)
 
 __all__ = [
     "BUS_MESSAGES",
     "MNS_EVENT_TYPES",
     "DeliveryStatus",
     "DkimKey",
+    "DomainRemoved",
     "EventBatch",
     "EventType",
     "MailEvent",
