@@ -16,7 +16,7 @@ import aio_pika
 import asyncpg
 import httpx
 
-from postwire_notifier.amqp_queues import ENQUEUED, EXCHANGE, QUEUE, TENANT, routing_key
+from postwire_notifier.queue_topology import ENQUEUED, EXCHANGE, QUEUE, TENANT, routing_key
 from postwire_testkit.api import Tenant, envelope
 from postwire_testkit.wait import eventually
 

@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 
 from postwire_common.errors import InternalError, NotAvailable, NotFound
-from postwire_notifier.amqp_queues import amqp_name
+from postwire_notifier.queue_topology import amqp_name
 
 MAX_CREDENTIALS = 10  # per queue
 

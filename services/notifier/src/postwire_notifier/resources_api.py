@@ -14,8 +14,9 @@ from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
 from postwire_common.http.models import RequestModel
 from postwire_common.http.routes import ApiRoute
-from postwire_notifier.amqp_queues import STALE, AmqpQueues
+from postwire_notifier.amqp_queues import AmqpQueues
 from postwire_notifier.broker_users import BrokerUsers
+from postwire_notifier.queue_receipts import STALE
 from postwire_notifier.resource_store import Queue, ResourceStore, Subscription
 from postwire_notifier.resources import (
     MAX_MESSAGE_SIZE,

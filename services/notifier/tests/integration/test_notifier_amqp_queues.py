@@ -15,15 +15,8 @@ import pytest
 from postwire_common import db
 from postwire_common.crypto import Keyring, generate_key
 from postwire_common.errors import NotFound
-from postwire_notifier.amqp_queues import (
-    ENQUEUED,
-    EXCHANGE,
-    QUEUE,
-    TENANT,
-    AmqpQueues,
-    Enqueue,
-    routing_key,
-)
+from postwire_notifier.amqp_queues import AmqpQueues, Enqueue
+from postwire_notifier.queue_topology import ENQUEUED, EXCHANGE, QUEUE, TENANT, routing_key
 from postwire_notifier.resource_store import Queue, ResourceStore
 from postwire_testkit.infra import migrated_database, temp_vhost, unique_name
 from postwire_testkit.wait import eventually
