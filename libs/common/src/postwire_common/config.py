@@ -195,6 +195,22 @@ class Settings(BaseSettings):
         description="PEM file of CA certificates trusted, besides the system's, when a TLS "
         "policy requires verified TLS (an internal CA); empty = the system trust store only.",
     )
+    mta_sts: bool = Field(
+        False,
+        description="Honour recipient domains' MTA-STS policies (RFC 8461): to a domain whose "
+        "policy is `enforce`, mail goes only to the MX hosts the policy names, over STARTTLS "
+        "with a certificate verified for the MX host name (as the TLS mode `require`, whatever "
+        "the account's TLS policy says), or fails saying why; `testing` policies only log. "
+        "Policies come from https://mta-sts.<domain> and are cached for their max_age. Not "
+        "used with POSTWIRE_DELIVERY_RELAY (the relay is the next hop).",
+    )
+    mta_sts_port: int = Field(
+        443,
+        ge=1,
+        le=65535,
+        description="Port of the MTA-STS policy hosts (https://mta-sts.<domain>): 443, as RFC "
+        "8461 says; another only for tests, as POSTWIRE_DELIVERY_PORT is for MX hosts.",
+    )
     notifier_concurrency: int = Field(
         64,
         ge=1,
