@@ -27,7 +27,7 @@ import dns.resolver
 from postwire_common import dns_resolver
 from postwire_common.config import Settings
 from postwire_common.netguard import ForbiddenTarget, check_ip, resolve_checked
-from postwire_common.schemas import DeliveryStatus
+from postwire_common.schemas import DeliveryStatus, TlsMode
 from postwire_delivery.results import DeliveryResult, Outcome, hard, soft, undeliverable
 
 log = logging.getLogger("postwire.delivery")
@@ -38,6 +38,16 @@ class Target:
     host: str  # name, for logs and TLS
     ip: str
     port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one recipient's copy goes and how: the targets in order, the TLS mode, and,
+    when a receiving domain's policy made TLS mandatory, which (named in the result)."""
+
+    targets: list[Target]
+    tls: TlsMode
+    required_by: str | None = None
 
 
 class NoRoute(Exception):
@@ -145,11 +155,16 @@ class Router:
         return [r.exchange.to_text().rstrip(".") for r in records if r.exchange.to_text() != "."]
 
     async def _addresses(self, host: str) -> list[str]:
-        found: list[str] = []
-        for kind in (dns.rdatatype.A, dns.rdatatype.AAAA):
-            try:
-                answer = await self._resolver.resolve(host, kind)
-            except dns.exception.DNSException:
-                continue
-            found.extend(r.address for r in answer)
-        return found
+        return await addresses(self._resolver, host)
+
+
+async def addresses(resolver: dns.asyncresolver.Resolver, host: str) -> list[str]:
+    """The A and AAAA addresses of ``host`` (none when it has none or DNS fails)."""
+    found: list[str] = []
+    for kind in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        try:
+            answer = await resolver.resolve(host, kind)
+        except dns.exception.DNSException:
+            continue
+        found.extend(r.address for r in answer)
+    return found
