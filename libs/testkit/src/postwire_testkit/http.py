@@ -1,4 +1,5 @@
-"""An HTTP server receiving webhook pushes (own thread); HTTPS with ``tls``.
+"""An HTTP server receiving webhook pushes (own thread); HTTPS with ``tls``. And
+:class:`HttpPages`, one serving set pages per host (MTA-STS policies).
 
 Connections close after each answer unless ``keep_alive`` (HTTP/1.1, as most receivers
 answer). Answers 200 to GET and POST unless told otherwise: ``fail_next(n, status)`` makes the
@@ -119,3 +120,94 @@ class HttpReceiver:
             return [
                 r for r in self.requests if r.method == "POST" and (path is None or r.path == path)
             ]
+
+
+@dataclass
+class Page:
+    body: bytes
+    status: int = 200
+    content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class HttpPages:
+    """An HTTP server (own thread; HTTPS with ``tls``) answering GETs with the pages set
+    per host name and path, and 404 otherwise: ``mta-sts.<domain>`` policies for several
+    domains from one server (the certificate names them all). Keeps every request."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None, *, port: int = 0
+    ) -> None:
+        self.requests: list[Request] = []
+        self._pages: dict[tuple[str, str], Page] = {}
+        self._lock = threading.Lock()
+        pages = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                request = Request(
+                    "GET", self.path, dict(self.headers), b"", peer_port=self.client_address[1]
+                )
+                with pages._lock:
+                    pages.requests.append(request)
+                    page = pages._pages.get((_host_name(request), self.path))
+                page = page or Page(b"not found", 404)
+                self.send_response(page.status)
+                self.send_header("content-type", page.content_type)
+                self.send_header("content-length", str(len(page.body)))
+                for key, value in page.headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(page.body)
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        if tls is not None:  # the handshake happens in the handler's thread, on first read
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.host = host
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> HttpPages:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def page(
+        self,
+        host: str,
+        path: str,
+        body: str | bytes,
+        *,
+        status: int = 200,
+        content_type: str = "text/plain; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer GET ``path`` on ``host`` (the Host header, without port) with this."""
+        raw = body.encode() if isinstance(body, str) else body
+        with self._lock:
+            self._pages[(host.lower(), path)] = Page(raw, status, content_type, headers or {})
+
+    def gets(self, host: str | None = None) -> list[Request]:
+        """The requests received, for ``host`` only if given."""
+        with self._lock:
+            return [r for r in self.requests if host is None or _host_name(r) == host.lower()]
+
+
+def _host_name(request: Request) -> str:
+    """The Host header's name, lower case, without its port."""
+    value = next((v for k, v in request.headers.items() if k.lower() == "host"), "")
+    name, colon, port = value.rpartition(":")
+    return (name if colon and port.isdigit() else value).lower()

@@ -31,10 +31,26 @@ from postwire_delivery import handlers
 from postwire_delivery.dkim import Signer
 from postwire_delivery.inbound import Reports, serve
 from postwire_delivery.lanes import WORKERS_PER_CONNECTION, lane_policy
+from postwire_delivery.mta_sts import MtaSts
+from postwire_delivery.mta_sts_fetch import PolicyFetcher
 from postwire_delivery.pipeline import Deliverer
-from postwire_delivery.routing import Router
+from postwire_delivery.routing import Router, make_resolver
 from postwire_delivery.smtp import SmtpPool
 from postwire_delivery.store import OUTBOX_TABLE, DeliveryStore, Queued
+
+
+def mta_sts(settings: Settings) -> MtaSts | None:
+    """MTA-STS when it is on and mail goes to MX hosts (a relay is the next hop itself)."""
+    if not settings.mta_sts or settings.relay is not None:
+        return None
+    return MtaSts(
+        PolicyFetcher(
+            make_resolver(settings.dns_nameservers),
+            allow_private=settings.allow_private_targets,
+            ca_file=settings.delivery_ca_file,
+            port=settings.mta_sts_port,
+        )
+    )
 
 
 class DeliveryService(Service):
@@ -68,6 +84,7 @@ class DeliveryService(Service):
             self.relay.wake,
             lambda lane: policy(lane).concurrency // WORKERS_PER_CONNECTION,
             Signer(self.store.signing_keys, keyring(settings)),
+            mta_sts(settings),
         )
         self.lanes: Lanes[Queued] = Lanes(
             self.store,

@@ -3,11 +3,14 @@
 ::
 
     lane worker takes a claimed recipient
-      ──route (relay or MX)──▶ no route: a result without reading the content
+      ──route (relay or MX; with POSTWIRE_MTA_STS, narrowed by the domain's MTA-STS
+        policy: enforce keeps the MX hosts it names and requires verified TLS)
+        ──▶ no route: a result without reading the content
       ──content (store, cached per request)──▶ a connection of the lane, within the
         byte budget of large messages ──▶ render its copy (To, Message-ID)
       ──SMTP to each target until one answers  (attempt timeout), with TLS as the
-        recipient's batch said (require: no verified TLS anywhere fails the message)
+        recipient's batch (or an enforce policy) said (require: no verified TLS
+        anywhere fails the message)
       ──record──▶ one statement for many recipients (group commit): attempt history,
                   terminal result + leave the queue, or the next due time; the events
                   go to the outbox in the same statement and are published once
@@ -36,8 +39,9 @@ from postwire_common.infra import is_infrastructure
 from postwire_common.observability.metrics import DELIVERIES, DELIVERY_SECONDS
 from postwire_common.schemas import DeliveryStatus, EventBatch, EventType, MailEvent
 from postwire_delivery.dkim import Signer
+from postwire_delivery.mta_sts import MtaSts
 from postwire_delivery.results import DeliveryResult, Outcome, gave_up, hard, soft
-from postwire_delivery.routing import NoRoute, Router, Target
+from postwire_delivery.routing import NoRoute, Route, Router
 from postwire_delivery.smtp import ConnectFailed, SmtpPool, TlsFailed
 from postwire_delivery.store import DeliveryStore, Finished, Queued
 
@@ -74,14 +78,18 @@ class ByteBudget:
                 self._changed.notify_all()
 
 
-def no_session(rcpt: str, failures: Sequence[ConnectFailed]) -> DeliveryResult:
+def no_session(
+    rcpt: str, failures: Sequence[ConnectFailed], required_by: str | None = None
+) -> DeliveryResult:
     """The result when no target of ``rcpt`` took a session. When TLS was required and
     every target refused it (none was merely unreachable), the message fails at once
-    (see :class:`TlsFailed`); otherwise it is retried."""
+    (see :class:`TlsFailed`), naming ``required_by`` (an MTA-STS policy) when that is
+    what required it; otherwise it is retried."""
     if failures and all(isinstance(f, TlsFailed) for f in failures):
         domain = rcpt.rpartition("@")[2]
         reasons = "; ".join(str(f) for f in failures[:3])
-        return hard(DeliveryStatus.FAILED, f"TLS required for {domain}: {reasons}")
+        why = required_by or f"TLS required for {domain}"
+        return hard(DeliveryStatus.FAILED, f"{why}: {reasons}")
     return soft("could not connect: " + "; ".join(str(f) for f in failures[:3]))
 
 
@@ -103,8 +111,10 @@ class Deliverer:
         wake_relay: Callable[[], None],
         connections: Callable[[str], int],
         signer: Signer,
+        mta_sts: MtaSts | None = None,
     ) -> None:
         self._settings = settings
+        self._mta_sts = mta_sts  # None: MTA-STS off, never looked up
         self._signer = signer
         self._store = store
         self._contents = contents
@@ -163,7 +173,7 @@ class Deliverer:
 
     async def _attempt(self, item: Queued) -> DeliveryResult:
         try:
-            targets = await self._router.targets(item.rcpt)
+            route = await self._route(item)
         except NoRoute as no_route:
             return no_route.result  # decided without the content
         try:
@@ -182,23 +192,31 @@ class Deliverer:
                 raw = await self._signer.sign(item.tenant_id, item.sender, item.dkim_selectors, raw)
                 started = time.perf_counter()  # waiting for a connection is not the attempt
                 async with asyncio.timeout(self._settings.delivery_attempt_timeout):
-                    result = await self._send(item, targets, raw)
+                    result = await self._send(item, route, raw)
         except TimeoutError:
             result = soft(f"attempt timed out after {self._settings.delivery_attempt_timeout:g}s")
         DELIVERY_SECONDS.observe(time.perf_counter() - started)
         DELIVERIES.labels(result.outcome.value).inc()
         return result
 
-    async def _send(self, item: Queued, targets: list[Target], raw: bytes) -> DeliveryResult:
+    async def _route(self, item: Queued) -> Route:
+        """The router's targets and the batch's TLS mode, under the recipient domain's
+        MTA-STS policy when that is on; :class:`NoRoute` when there is nowhere to go."""
+        targets = await self._router.targets(item.rcpt)
+        if self._mta_sts is None:
+            return Route(targets, item.tls)
+        return await self._mta_sts.route(item.rcpt.rpartition("@")[2], targets, item.tls)
+
+    async def _send(self, item: Queued, route: Route, raw: bytes) -> DeliveryResult:
         failures: list[ConnectFailed] = []
-        for target in targets:
+        for target in route.targets:
             try:
                 return await self._smtp.send(
-                    target, self._mail_from(item), item.rcpt, raw, item.tls
+                    target, self._mail_from(item), item.rcpt, raw, route.tls
                 )
             except ConnectFailed as exc:
                 failures.append(exc)
-        return no_session(item.rcpt, failures)
+        return no_session(item.rcpt, failures, route.required_by)
 
     def _mail_from(self, item: Queued) -> str:
         if self._settings.bounce_domain:
