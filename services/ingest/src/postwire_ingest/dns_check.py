@@ -6,6 +6,7 @@
                   ├─ mx        MX    <domain>                 one of the hosts is ours
                   └─ tracking  CNAME track.<domain>           points to our tracking host
                         → {purpose: RecordCheck(status, found, detail)}
+    check_dkim: one more DKIM record (a rotation's dkim_next, the Ed25519 dkim_ed25519)
 
 A record is ``ok``, ``wrong`` (``found`` shows what DNS holds, ``detail`` why it is not
 ours) or ``missing`` (NXDOMAIN, or no record of the type). A query that fails (SERVFAIL,
@@ -115,8 +116,9 @@ async def _check_spf(
 # --- DKIM, DMARC, MX, tracking ----------------------------------------------------------
 
 
-def judge_dkim(records: list[str], public_key_b64: str) -> RecordCheck:
-    """``ok`` when the one key record (RFC 6376 3.6.1) carries our ``p=``."""
+def judge_dkim(records: list[str], public_key_b64: str, kind: str = "rsa") -> RecordCheck:
+    """``ok`` when the one key record (RFC 6376 3.6.1) of ``kind`` (k=: rsa, or ed25519 of
+    RFC 8463) carries our ``p=``."""
     if not records:
         return RecordCheck("missing")
     found = tuple(records)
@@ -129,8 +131,9 @@ def judge_dkim(records: list[str], public_key_b64: str) -> RecordCheck:
         if not equals or tag.strip() in tags:
             return RecordCheck("wrong", found, "not a DKIM key record")
         tags[tag.strip()] = re.sub(r"\s", "", value)
-    if tags.get("v", "DKIM1") != "DKIM1" or tags.get("k", "rsa") != "rsa" or "p" not in tags:
-        return RecordCheck("wrong", found, "not a DKIM RSA key record")
+    if tags.get("v", "DKIM1") != "DKIM1" or tags.get("k", "rsa") != kind or "p" not in tags:
+        what = "RSA" if kind == "rsa" else kind.capitalize()
+        return RecordCheck("wrong", found, f"not a DKIM {what} key record")
     if tags["p"] != re.sub(r"\s", "", public_key_b64):
         return RecordCheck("wrong", found, "revoked (empty p=)" if not tags["p"] else "another key")
     return RecordCheck("ok", found)
@@ -224,13 +227,16 @@ async def check_dkim(
     public_key_b64: str,
     nameservers: list[str],
     *,
+    kind: str = "rsa",
     seconds: float = CHECK_TIMEOUT,
 ) -> RecordCheck:
-    """One DKIM key's record: a rotation's new key before it signs."""
+    """One DKIM key's record: a rotation's new key before it signs, an Ed25519 key
+    (``kind="ed25519"``)."""
     resolver = make_resolver(nameservers)
 
     async def judged() -> RecordCheck:
-        return judge_dkim(await txt(resolver, f"{selector}._domainkey.{domain}"), public_key_b64)
+        records = await txt(resolver, f"{selector}._domainkey.{domain}")
+        return judge_dkim(records, public_key_b64, kind)
 
     return await _bounded(judged(), seconds)
 

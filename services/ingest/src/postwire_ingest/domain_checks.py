@@ -10,7 +10,11 @@ key rotation that waits for its record.
         removed since moves the domain down (warning log, counter), senders then refused
         at accept time; mail already queued is delivered as it is
     POST /v1/domains/{name}/dkim/rotate ──▶ a new key and selector to publish; it signs
-        once its record verifies (at a verify or a re-check), the old key is then dropped
+        once its record verifies (at a verify or a re-check), the old key is then dropped;
+        a domain with Ed25519 on gets a new Ed25519 key at once (RSA signs meanwhile)
+    Ed25519 on (POST /v1/domains with dkim_ed25519, or PATCH /v1/domains/{name}): its
+        record (dkim_ed25519) is checked with the others; the key signs, next to the RSA
+        key, while that record is ok. It does not count for the domain's state.
 
 A DNS failure (SERVFAIL, timeout) decides nothing: the record keeps its last status.
 """
@@ -35,12 +39,16 @@ from postwire_ingest.dns_check import (
     domain_state,
     statuses,
 )
-from postwire_ingest.domains import generate_dkim_key, tracking_host
+from postwire_ingest.domains import generate_dkim_key, generate_ed25519_key, tracking_host
 from postwire_ingest.store import IngestStore
 
 log = logging.getLogger("postwire.ingest.domains")
 
 RANK = {"unverified": 0, "usable": 1, "verified": 2}
+
+
+def _ed25519_ok(row: asyncpg.Record) -> bool:
+    return bool(row["dkim_ed25519"]) and row["record_status"].get("dkim_ed25519") == "ok"
 
 
 def found_values(checks: dict[str, RecordCheck]) -> dict[str, Any]:
@@ -80,18 +88,27 @@ class DomainChecker:
                 log.info("DKIM key rotated", extra={"domain": name, "selector": selector})
             else:
                 waiting = fresh
+        ed_selector = row["dkim_ed25519_selector"] if row["dkim_ed25519"] else None
+        if ed_selector is not None:
+            checks["dkim_ed25519"] = await check_dkim(
+                name, ed_selector, row["dkim_ed25519_public_key"], nameservers, kind="ed25519"
+            )
         found = found_values(checks)
         record_status = statuses(checks, row["record_status"])
-        state = domain_state(record_status)
+        state = domain_state(record_status)  # the Ed25519 record does not count for it
         if waiting is not None:
             found["dkim_next"] = {"found": list(waiting.found), "detail": waiting.detail}
             record_status["dkim_next"] = waiting.status
-        saved = await self._store.save_domain_check(account_id, name, record_status, found, state)
+        saved = await self._store.save_domain_check(
+            account_id, name, record_status, found, state, ed_selector
+        )
         if saved is None:
             return row  # deleted meanwhile
         before, after = saved
         if after["status"] != before:
             self._changed(account_id, name, before, after["status"], record_status)
+        elif _ed25519_ok(row) != _ed25519_ok(after):
+            self._forget(account_id)  # cached senders carry the keys that sign
         return after
 
     def _changed(
@@ -111,11 +128,31 @@ class DomainChecker:
         )
 
     async def rotate(self, account_id: str, name: str) -> asyncpg.Record:
+        """A new RSA key that signs once its record verifies; with Ed25519 on, a new
+        Ed25519 key too, which replaces the old one at once."""
         row = await self._store.get_domain(account_id, name)
-        key = await asyncio.to_thread(generate_dkim_key, datetime.now(UTC), row["dkim_selector"])
-        return await self._store.start_dkim_rotation(
-            account_id, name, key.selector, key.private_pem, key.public_b64
+        now = datetime.now(UTC)
+        key = await asyncio.to_thread(generate_dkim_key, now, row["dkim_selector"])
+        ed = None
+        if row["dkim_ed25519"]:
+            new = generate_ed25519_key(now, row["dkim_ed25519_selector"])
+            ed = (new.selector, new.private_pem, new.public_b64)
+        rotated = await self._store.start_dkim_rotation(
+            account_id, name, key.selector, key.private_pem, key.public_b64, ed
         )
+        if ed is not None:
+            self._forget(account_id)  # the old Ed25519 key no longer signs
+        return rotated
+
+    async def set_ed25519(self, account_id: str, name: str, on: bool) -> asyncpg.Record:
+        """Turn Ed25519 signing on (with a new key, unless the domain kept one) or off."""
+        key = None
+        if on:
+            new = generate_ed25519_key()  # microseconds; dropped if the domain has a key
+            key = (new.selector, new.private_pem, new.public_b64)
+        changed = await self._store.set_dkim_ed25519(account_id, name, key)
+        self._forget(account_id)  # cached senders carry the keys that sign
+        return changed
 
     async def recheck_all(self) -> int:
         """Check every domain that may send; how many were checked."""

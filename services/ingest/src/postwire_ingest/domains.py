@@ -4,6 +4,11 @@ Records (SendCloud's set): SPF and DKIM TXT (required), DMARC TXT, MX for bounce
 replies, and a tracking CNAME. ``POST /v1/domains/{name}/verify`` checks them by real DNS
 queries (``domain_checks``); in development an operator can mark a domain verified with
 ``POST /v1/admin/domains/{name}/verified``.
+
+A domain with Ed25519 on (RFC 8463) has a second DKIM key and record, ``dkim_ed25519``:
+its selector is the RSA scheme's with an ``e`` after it, its record's ``p=`` the raw
+32-byte public key. It is optional: the RSA key always signs, receivers that do not know
+ed25519 ignore the other signature.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from urllib.parse import urlsplit
 
 import idna
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
 from postwire_common.config import Settings
@@ -59,29 +64,47 @@ def normalize_domain(name: str, *, longest: int = 66) -> str:
 @dataclass(frozen=True)
 class DkimKey:
     selector: str
-    private_pem: str
-    public_b64: str
+    private_pem: str  # PKCS#8, RSA or Ed25519
+    public_b64: str  # the record's p=: RSA's SubjectPublicKeyInfo, Ed25519's raw 32 bytes
 
 
-def generate_dkim_key(now: datetime | None = None, replacing: str | None = None) -> DkimKey:
-    """A 2048-bit RSA key; the selector names the month it was made (and the minute, for
-    a rotation, so it differs from the selector it replaces)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(
+def _selector(when: datetime | None, replacing: str | None, suffix: str = "") -> str:
+    """The month a key was made (and the minute, for a rotation, so it differs from the
+    selector it replaces); ``suffix`` tells the algorithms' selectors apart."""
+    when = when or datetime.now(UTC)
+    if replacing is None:
+        return f"pw{when:%Y%m}{suffix}"
+    selector = f"pw{when:%Y%m%d%H%M}{suffix}"
+    return f"pw{when:%Y%m%d%H%M}b{suffix}" if selector == replacing else selector
+
+
+def _pkcs8(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
+
+
+def generate_dkim_key(now: datetime | None = None, replacing: str | None = None) -> DkimKey:
+    """A 2048-bit RSA key, selector ``pw202405`` (``pw202405061230`` for a rotation)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public_der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    when = now or datetime.now(UTC)
-    selector = f"pw{when:%Y%m}"
-    if replacing is not None:
-        selector = f"pw{when:%Y%m%d%H%M}"
-        if selector == replacing:
-            selector += "b"
-    return DkimKey(selector, private_pem, base64.b64encode(public_der).decode())
+    return DkimKey(_selector(now, replacing), _pkcs8(key), base64.b64encode(public_der).decode())
+
+
+def generate_ed25519_key(now: datetime | None = None, replacing: str | None = None) -> DkimKey:
+    """An Ed25519 key (RFC 8463), selector ``pw202405e`` (``pw202405061230e`` when it
+    replaces ``replacing``); ``public_b64`` is the raw public key (RFC 8463 4.2)."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    public_raw = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return DkimKey(
+        _selector(now, replacing, "e"), _pkcs8(key), base64.b64encode(public_raw).decode()
+    )
 
 
 def tracking_host(settings: Settings) -> str:
@@ -96,10 +119,12 @@ def dns_records(
     statuses: dict[str, str],
     found: dict[str, Any] | None = None,
     next_key: tuple[str, str] | None = None,
+    ed25519_key: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The records to publish, each with its status and what DNS held at the last check
     (``found``, and ``detail``: why it is not ok). ``next_key`` (selector, public key): a
-    rotation's new DKIM record, to publish next to the current one."""
+    rotation's new DKIM record, to publish next to the current one; ``ed25519_key``
+    (selector, public key): the Ed25519 DKIM record of a domain that has it on."""
     records = [
         ("spf", "TXT", name, f"v=spf1 a:{settings.helo_name} ~all"),
         ("dkim", "TXT", f"{selector}._domainkey.{name}", f"v=DKIM1; k=rsa; p={public_b64}"),
@@ -112,6 +137,12 @@ def dns_records(
         records.append(
             ("dkim_next", "TXT", f"{selector_next}._domainkey.{name}",
              f"v=DKIM1; k=rsa; p={public_next}")
+        )  # fmt: skip
+    if ed25519_key is not None:
+        selector_ed, public_ed = ed25519_key
+        records.append(
+            ("dkim_ed25519", "TXT", f"{selector_ed}._domainkey.{name}",
+             f"v=DKIM1; k=ed25519; p={public_ed}")
         )  # fmt: skip
     seen = found or {}
     return [

@@ -66,6 +66,17 @@ class SendCommand:
 SENDING_STATES = frozenset({"usable", "verified"})
 
 
+def signing_keys(sender: SenderRow) -> list[DkimKey]:
+    """The keys delivery signs the sender's mail with: the RSA key, then the Ed25519 key
+    where it signs (RFC 8463: receivers that do not know it rely on the RSA signature)."""
+    keys = [DkimKey(domain=sender.domain, selector=sender.dkim_selector,
+                    private_key=sender.dkim_private_key)]  # fmt: skip
+    if sender.dkim_ed25519_selector and sender.dkim_ed25519_private_key:
+        keys.append(DkimKey(domain=sender.domain, selector=sender.dkim_ed25519_selector,
+                            private_key=sender.dkim_ed25519_private_key))  # fmt: skip
+    return keys
+
+
 def suppressed_event(request: MailEvent, reason: str) -> MailEvent:
     """The ``invalid`` event (status 2) of a recipient on its account's suppression list."""
     return request.model_copy(
@@ -207,8 +218,7 @@ class Sender:
         else:
             prepared = prepare(mailbox, command.content, now)
         request_id = new_id()
-        signing = [DkimKey(domain=sender.domain, selector=sender.dkim_selector,
-                           private_key=sender.dkim_private_key)]  # fmt: skip
+        signing = signing_keys(sender)
         suppressed = await self._suppressions.submit(
             (principal.tenant_id, [r.address for r in recipients])
         )

@@ -1,7 +1,8 @@
 """ingest's SQL, and nowhere else. Tables live in the ``ingest`` schema.
 
-DKIM private keys are stored encrypted (``postwire_common.crypto``): encrypted on the way
-in, decrypted by :meth:`IngestStore.dkim_private_key`.
+DKIM private keys (``DKIM_KEY_COLUMNS``: the signing RSA key, a rotation's next one, the
+Ed25519 key) are stored encrypted (``postwire_common.crypto``): encrypted on the way in,
+decrypted by :meth:`IngestStore.dkim_private_key` and, for signing, by delivery only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from postwire_common.errors import AlreadyExists, NotFound
 from postwire_common.schemas import DomainRemoved, SuppressionChange
 
 OUTBOX_TABLE = "ingest.outbox"
+DKIM_KEY_COLUMNS = ("dkim_private_key", "dkim_next_private_key", "dkim_ed25519_private_key")
 
 # Accepting a request is one statement (one round trip, atomic): claim the idempotency key
 # if there is one, and only then insert the messages and their outbox entries.
@@ -70,6 +72,22 @@ SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::bytea[])
 """.replace("CONTENTS", insert_cte(17))
 
 
+# A sender with its domain's signing keys: the Ed25519 key only while it is on and its
+# record verifies.
+_SENDER = """
+SELECT s.address, s.alias, s.domain, d.status AS domain_status, d.dkim_selector,
+    d.dkim_private_key, ed.selector AS dkim_ed25519_selector,
+    ed.private_key AS dkim_ed25519_private_key
+FROM ingest.senders s JOIN ingest.domains d
+    ON d.account_id = s.account_id AND d.name = s.domain
+LEFT JOIN LATERAL (
+    SELECT d.dkim_ed25519_selector AS selector, d.dkim_ed25519_private_key AS private_key
+    WHERE d.dkim_ed25519 AND d.record_status ->> 'dkim_ed25519' = 'ok'
+) ed ON true
+WHERE s.account_id = $1 AND s.address = $2
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class ApiUserRow:
     name: str  # unique within its account
@@ -85,6 +103,10 @@ class SenderRow:
     domain_status: str
     dkim_selector: str
     dkim_private_key: str  # encrypted as stored: only delivery decrypts it
+    # The Ed25519 key, only while it is on and its record verifies (else None): it signs
+    # next to the RSA key.
+    dkim_ed25519_selector: str | None = None
+    dkim_ed25519_private_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +244,11 @@ class IngestStore:
         private_pem: str,
         public_b64: str,
         max_domains: int,
+        ed25519: tuple[str, str, str] | None = None,
     ) -> asyncpg.Record:
+        """Add a domain with its RSA key and, with ``ed25519`` (selector, private PEM,
+        public key), its Ed25519 key on."""
+        ed_selector, ed_private, ed_public = ed25519 or (None, None, None)
         async with self.pool.acquire() as conn, conn.transaction():
             # Serialise domain creation per account so the limit holds under concurrency.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", account_id)
@@ -236,13 +262,18 @@ class IngestStore:
             try:
                 row = await conn.fetchrow(
                     "INSERT INTO ingest.domains "
-                    "(account_id, name, dkim_selector, dkim_private_key, dkim_public_key) "
-                    "VALUES ($1, $2, $3, $4, $5) RETURNING *",
+                    "(account_id, name, dkim_selector, dkim_private_key, dkim_public_key, "
+                    "dkim_ed25519, dkim_ed25519_selector, dkim_ed25519_private_key, "
+                    "dkim_ed25519_public_key) "
+                    "VALUES ($1, $2, $3, $4, $5, $6::text IS NOT NULL, $6, $7, $8) RETURNING *",
                     account_id,
                     name,
                     selector,
                     self._keyring.encrypt(private_pem),
                     public_b64,
+                    ed_selector,
+                    self._keyring.encrypt(ed_private) if ed_private else None,
+                    ed_public,
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists(f"domain {name} is already added") from None
@@ -269,24 +300,29 @@ class IngestStore:
         return self._keyring.decrypt(stored)
 
     async def rewrite_dkim_keys(self, *, rotate: bool) -> int:
-        """Encrypt DKIM private keys stored in plaintext (or, with ``rotate``, re-encrypt
-        every one with the first key); returns how many were rewritten."""
+        """Encrypt DKIM private keys (every column of ``DKIM_KEY_COLUMNS``) stored in
+        plaintext (or, with ``rotate``, re-encrypt every one with the first key); returns
+        how many were rewritten."""
+        return sum([await self._rewrite_keys(column, rotate) for column in DKIM_KEY_COLUMNS])
+
+    async def _rewrite_keys(self, column: str, rotate: bool) -> int:
+        assert column in DKIM_KEY_COLUMNS  # a name from our own list, never from input
         rows = await self.pool.fetch(
-            "SELECT account_id, name, dkim_private_key FROM ingest.domains "
-            "WHERE $1 OR dkim_private_key NOT LIKE 'fernet:%'",
+            f"SELECT account_id, name, {column} AS key FROM ingest.domains "  # noqa: S608
+            f"WHERE {column} IS NOT NULL AND ($1 OR {column} NOT LIKE 'fernet:%')",
             rotate,
         )
         changes = self._keyring.rewrites(
-            (((r["account_id"], r["name"]), r["dkim_private_key"]) for r in rows), rotate=rotate
+            (((r["account_id"], r["name"]), r["key"]) for r in rows), rotate=rotate
         )
         if not changes:
             return 0
         # A row changed meanwhile (deleted, or rewritten by another process) is left alone.
         updated = await self.pool.fetchval(
-            "WITH done AS (UPDATE ingest.domains d SET dkim_private_key = u.new "
+            f"WITH done AS (UPDATE ingest.domains d SET {column} = u.new "  # noqa: S608
             "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
             "AS u(account_id, name, old, new) WHERE d.account_id = u.account_id "
-            "AND d.name = u.name AND d.dkim_private_key = u.old RETURNING 1) "
+            f"AND d.name = u.name AND d.{column} = u.old RETURNING 1) "
             "SELECT count(*) FROM done",
             [key[0] for key, _, _ in changes],
             [key[1] for key, _, _ in changes],
@@ -330,9 +366,12 @@ class IngestStore:
         record_status: dict[str, str],
         record_found: dict[str, Any],
         state: str,
+        ed25519_selector: str | None = None,
     ) -> tuple[str, asyncpg.Record] | None:
         """Store a check's outcome; (the state before, the row), None if the domain is
-        gone. An operator-verified domain keeps its state."""
+        gone. An operator-verified domain keeps its state. ``ed25519_selector``: the
+        Ed25519 key the check was of; if another replaced it meanwhile, its record's
+        outcome is dropped (the new key must verify first)."""
         async with self.pool.acquire() as conn, conn.transaction():
             before = await conn.fetchval(
                 "SELECT status FROM ingest.domains WHERE account_id = $1 AND name = $2 FOR UPDATE",
@@ -342,7 +381,10 @@ class IngestStore:
             if before is None:
                 return None
             row = await conn.fetchrow(
-                "UPDATE ingest.domains SET record_status = $3, record_found = $4, "
+                "UPDATE ingest.domains SET record_status = CASE WHEN dkim_ed25519_selector "
+                "IS NOT DISTINCT FROM $6 THEN $3 ELSE $3::jsonb - 'dkim_ed25519' END, "
+                "record_found = CASE WHEN dkim_ed25519_selector IS NOT DISTINCT FROM $6 "
+                "THEN $4 ELSE $4::jsonb - 'dkim_ed25519' END, "
                 "checked_at = now(), status = CASE WHEN overridden THEN status ELSE $5 END, "
                 "verified_at = CASE WHEN $5 = 'verified' AND status <> 'verified' THEN now() "
                 "ELSE verified_at END WHERE account_id = $1 AND name = $2 RETURNING *",
@@ -351,6 +393,7 @@ class IngestStore:
                 record_status,
                 record_found,
                 state,
+                ed25519_selector,
             )
         assert row is not None
         return str(before), row
@@ -365,17 +408,74 @@ class IngestStore:
         )
 
     async def start_dkim_rotation(
-        self, account_id: str, name: str, selector: str, private_pem: str, public_b64: str
+        self,
+        account_id: str,
+        name: str,
+        selector: str,
+        private_pem: str,
+        public_b64: str,
+        ed25519: tuple[str, str, str] | None = None,
     ) -> asyncpg.Record:
+        """A new RSA key waits in ``dkim_next_*``; with ``ed25519`` (selector, private PEM,
+        public key), a domain with Ed25519 on has that key replaced at once (it signs
+        again once its new record verifies)."""
+        ed_selector, ed_private, ed_public = ed25519 or (None, None, None)
         row = await self.pool.fetchrow(
             "UPDATE ingest.domains SET dkim_next_selector = $3, dkim_next_private_key = $4, "
-            "dkim_next_public_key = $5 WHERE account_id = $1 AND name = $2 RETURNING *",
+            "dkim_next_public_key = $5, "
+            "dkim_ed25519_selector = CASE WHEN dkim_ed25519 AND $6::text IS NOT NULL "
+            "THEN $6 ELSE dkim_ed25519_selector END, "
+            "dkim_ed25519_private_key = CASE WHEN dkim_ed25519 AND $6::text IS NOT NULL "
+            "THEN $7 ELSE dkim_ed25519_private_key END, "
+            "dkim_ed25519_public_key = CASE WHEN dkim_ed25519 AND $6::text IS NOT NULL "
+            "THEN $8 ELSE dkim_ed25519_public_key END, "
+            "record_status = CASE WHEN dkim_ed25519 AND $6::text IS NOT NULL "
+            "THEN record_status - 'dkim_ed25519' ELSE record_status END, "
+            "record_found = CASE WHEN dkim_ed25519 AND $6::text IS NOT NULL "
+            "THEN record_found - 'dkim_ed25519' ELSE record_found END "
+            "WHERE account_id = $1 AND name = $2 RETURNING *",
             account_id,
             name,
             selector,
             self._keyring.encrypt(private_pem),
             public_b64,
+            ed_selector,
+            self._keyring.encrypt(ed_private) if ed_private else None,
+            ed_public,
         )
+        if row is None:
+            raise NotFound(f"no domain {name}")
+        return row
+
+    async def set_dkim_ed25519(
+        self, account_id: str, name: str, key: tuple[str, str, str] | None
+    ) -> asyncpg.Record:
+        """Turn Ed25519 signing on with ``key`` (selector, private PEM, public key; a key
+        the domain already has is kept instead), or off (``None``: the key is kept, its
+        record's check forgotten). It signs once its record verifies."""
+        if key is None:
+            row = await self.pool.fetchrow(
+                "UPDATE ingest.domains SET dkim_ed25519 = false, "
+                "record_status = record_status - 'dkim_ed25519', "
+                "record_found = record_found - 'dkim_ed25519' "
+                "WHERE account_id = $1 AND name = $2 RETURNING *",
+                account_id,
+                name,
+            )
+        else:
+            selector, private_pem, public_b64 = key
+            row = await self.pool.fetchrow(
+                "UPDATE ingest.domains SET dkim_ed25519 = true, "
+                "dkim_ed25519_selector = coalesce(dkim_ed25519_selector, $3), "
+                "dkim_ed25519_private_key = coalesce(dkim_ed25519_private_key, $4), "
+                "dkim_ed25519_public_key = coalesce(dkim_ed25519_public_key, $5) "
+                "WHERE account_id = $1 AND name = $2 RETURNING *",
+                account_id,
+                name,
+                selector,
+                self._keyring.encrypt(private_pem),
+                public_b64,
+            )
         if row is None:
             raise NotFound(f"no domain {name}")
         return row
@@ -438,15 +538,7 @@ class IngestStore:
         return [dict(r) for r in rows]
 
     async def get_sender(self, account_id: str, address: str) -> SenderRow | None:
-        row = await self.pool.fetchrow(
-            "SELECT s.address, s.alias, s.domain, d.status AS domain_status, d.dkim_selector, "
-            "d.dkim_private_key "
-            "FROM ingest.senders s JOIN ingest.domains d "
-            "ON d.account_id = s.account_id AND d.name = s.domain "
-            "WHERE s.account_id = $1 AND s.address = $2",
-            account_id,
-            address,
-        )
+        row = await self.pool.fetchrow(_SENDER, account_id, address)
         return SenderRow(**dict(row)) if row else None
 
     async def delete_sender(self, account_id: str, address: str) -> None:

@@ -58,6 +58,19 @@ def test_judge_dkim() -> None:
     assert judge_dkim([ours, ours], KEY).detail == "several TXT records at the selector"
 
 
+def test_judge_dkim_ed25519_wants_k_ed25519() -> None:
+    raw = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="  # RFC 8463 appendix A.2
+    ours = f"v=DKIM1; k=ed25519; p={raw}"
+    assert judge_dkim([ours], raw, "ed25519") == RecordCheck("ok", (ours,))
+    # k= defaults to rsa: a record without it is not an Ed25519 key record.
+    assert judge_dkim([f"v=DKIM1; p={raw}"], raw, "ed25519") == RecordCheck(
+        "wrong", (f"v=DKIM1; p={raw}",), "not a DKIM Ed25519 key record"
+    )
+    assert judge_dkim([f"v=DKIM1; k=rsa; p={raw}"], raw, "ed25519").status == "wrong"
+    other = "v=DKIM1; k=ed25519; p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    assert judge_dkim([other], raw, "ed25519").detail == "another key"
+
+
 def test_judge_dmarc() -> None:
     assert judge_dmarc(["v=DMARC1; p=none"]) == RecordCheck("ok", ("v=DMARC1; p=none",))
     assert judge_dmarc(["v = DMARC1"]).status == "ok"

@@ -9,12 +9,18 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from postwire_common.addresses import normalize_address
 from postwire_common.config import Settings
 from postwire_common.errors import InvalidValue
-from postwire_ingest.domains import DkimKey, dns_records, generate_dkim_key, normalize_domain
+from postwire_ingest.domains import (
+    DkimKey,
+    dns_records,
+    generate_dkim_key,
+    generate_ed25519_key,
+    normalize_domain,
+)
 
 DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -134,6 +140,47 @@ def test_each_dkim_key_is_new() -> None:
     first, second = generate_dkim_key(), generate_dkim_key()
     assert first.public_b64 != second.public_b64
     assert first.private_pem != second.private_pem
+
+
+def test_selectors_name_the_month_or_for_a_rotation_the_minute() -> None:
+    when = datetime(2024, 5, 6, 12, 30, tzinfo=UTC)
+    assert generate_dkim_key(when).selector == "pw202405"
+    assert generate_dkim_key(when, replacing="pw202405").selector == "pw202405061230"
+    assert generate_dkim_key(when, replacing="pw202405061230").selector == "pw202405061230b"
+    # Ed25519's: the same with an "e", so it never names an RSA key's record.
+    assert generate_ed25519_key(when).selector == "pw202405e"
+    assert generate_ed25519_key(when, replacing="pw202405e").selector == "pw202405061230e"
+    assert generate_ed25519_key(when, replacing="pw202405061230e").selector == "pw202405061230be"
+
+
+def test_ed25519_key_record_is_the_raw_public_key_rfc_8463() -> None:
+    key = generate_ed25519_key(datetime(2024, 5, 6, tzinfo=UTC))
+    assert DNS_LABEL.match(key.selector)
+    private = serialization.load_pem_private_key(key.private_pem.encode(), password=None)
+    assert isinstance(private, ed25519.Ed25519PrivateKey)
+    assert key.private_pem.startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8, like RSA's
+    raw = base64.b64decode(key.public_b64)
+    assert len(raw) == 32  # RFC 8463 4.2: not a SubjectPublicKeyInfo (44 bytes)
+    listed = dns_records(
+        make_settings(), "shop.example", "pw202405", "AAAA", {"dkim_ed25519": "ok"},
+        ed25519_key=(key.selector, key.public_b64),
+    )  # fmt: skip
+    [record] = [r for r in listed if r["purpose"] == "dkim_ed25519"]
+    assert record["type"] == "TXT"
+    assert record["host"] == f"{key.selector}._domainkey.shop.example"
+    assert record["value"] == f"v=DKIM1; k=ed25519; p={key.public_b64}"
+    assert record["status"] == "ok"
+    public = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    data = b"canonicalised headers"
+    public.verify(private.sign(data), data)
+    with pytest.raises(InvalidSignature):
+        public.verify(private.sign(data), data + b"x")
+    assert generate_ed25519_key().public_b64 != key.public_b64
+
+
+def test_no_ed25519_record_unless_it_is_on(dkim: DkimKey) -> None:
+    listed = dns_records(make_settings(), "shop.example", dkim.selector, dkim.public_b64, {})
+    assert "dkim_ed25519" not in {r["purpose"] for r in listed}
 
 
 # -- DNS records ----------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""Recipient and label checks of the send use case."""
+"""Recipient and label checks of the send use case, and the keys its mail is signed with."""
 
 from __future__ import annotations
 
 import pytest
 
 from postwire_common.errors import EmptyValue, InvalidEmail, InvalidValue, SizeExceeded
-from postwire_ingest.sending import check_label, unique_recipients
+from postwire_ingest.sending import check_label, signing_keys, unique_recipients
+from postwire_ingest.store import SenderRow
 
 
 @pytest.mark.parametrize(
@@ -96,3 +97,18 @@ def test_check_label(label: str | None, expected: str | None) -> None:
 def test_check_label_refuses(label: str) -> None:
     with pytest.raises(InvalidValue):
         check_label(label)
+
+
+def test_mail_is_signed_with_the_rsa_key_then_the_ed25519_key_where_it_signs() -> None:
+    rsa_only = SenderRow("a@shop.example", None, "shop.example", "usable", "pw202405", "fernet:r")
+    assert [(k.domain, k.selector, k.private_key) for k in signing_keys(rsa_only)] == [
+        ("shop.example", "pw202405", "fernet:r")
+    ]
+    both = SenderRow(
+        "a@shop.example", None, "shop.example", "usable", "pw202405", "fernet:r",
+        dkim_ed25519_selector="pw202405e", dkim_ed25519_private_key="fernet:e",
+    )  # fmt: skip
+    assert [(k.selector, k.private_key) for k in signing_keys(both)] == [
+        ("pw202405", "fernet:r"),
+        ("pw202405e", "fernet:e"),
+    ]

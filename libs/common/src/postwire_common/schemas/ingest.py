@@ -24,14 +24,19 @@ class Recipient(BaseModel):
 
 
 class DkimKey(BaseModel):
-    """A key delivery signs the batch's copies with. The private key is as ingest stores
-    it, encrypted with ``POSTWIRE_SECRET_KEYS``: the bus never carries it in clear."""
+    """A key delivery signs the batch's copies with: the domain's RSA key and, where the
+    account turned it on and its record verifies, its Ed25519 key (RFC 8463), in that
+    order. The private key is as ingest stores it, encrypted with
+    ``POSTWIRE_SECRET_KEYS``: the bus never carries it in clear."""
 
     model_config = ConfigDict(frozen=True)
 
     domain: str = Field(description="The signing domain (DKIM d=): the sender's domain.")
     selector: str = Field(description="DKIM s=: the key is published at <selector>._domainkey.")
-    private_key: str = Field(description="The PEM private key, encrypted (fernet:...).")
+    private_key: str = Field(
+        description="The PKCS#8 PEM private key, RSA or Ed25519 (the signature's algorithm "
+        "follows from it), encrypted (fernet:...)."
+    )
 
 
 class TlsMode(StrEnum):

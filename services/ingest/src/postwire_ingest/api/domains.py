@@ -12,8 +12,13 @@ from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_ingest.api.context import IngestContext
-from postwire_ingest.api.models import CreateDomain
-from postwire_ingest.domains import dns_records, generate_dkim_key, normalize_domain
+from postwire_ingest.api.models import CreateDomain, UpdateDomain
+from postwire_ingest.domains import (
+    dns_records,
+    generate_dkim_key,
+    generate_ed25519_key,
+    normalize_domain,
+)
 from postwire_ingest.limits import MAX_DOMAINS_PER_ACCOUNT
 
 
@@ -34,7 +39,11 @@ def router(ctx: IngestContext) -> APIRouter:
                 (row["dkim_next_selector"], row["dkim_next_public_key"])
                 if row["dkim_next_selector"]
                 else None,
+                (row["dkim_ed25519_selector"], row["dkim_ed25519_public_key"])
+                if row["dkim_ed25519"]
+                else None,
             ),
+            "dkim_ed25519": row["dkim_ed25519"],
             "checked_at": row["checked_at"],
             "created_at": row["created_at"],
         }
@@ -43,6 +52,7 @@ def router(ctx: IngestContext) -> APIRouter:
     async def create(body: CreateDomain, principal: CurrentPrincipal) -> Response:
         name = normalize_domain(body.name)
         key = await asyncio.to_thread(generate_dkim_key)  # RSA keygen takes ~0.1 s of CPU
+        ed = generate_ed25519_key() if body.dkim_ed25519 else None
         row = await ctx.store.insert_domain(
             principal.tenant_id,
             name,
@@ -50,6 +60,7 @@ def router(ctx: IngestContext) -> APIRouter:
             key.private_pem,
             key.public_b64,
             MAX_DOMAINS_PER_ACCOUNT,
+            (ed.selector, ed.private_pem, ed.public_b64) if ed else None,
         )
         return ok(present(row), status=201)
 
@@ -62,13 +73,28 @@ def router(ctx: IngestContext) -> APIRouter:
         row = await ctx.store.get_domain(principal.tenant_id, normalize_domain(name))
         return ok(present(row))
 
+    @api.patch(
+        "/{name}",
+        summary="Change a domain's settings: Ed25519 DKIM signing on or off",
+        description="With `dkim_ed25519: true` the domain gets an Ed25519 key (RFC 8463) "
+        "and a `dkim_ed25519` record to publish; once a verify (or the background re-check) "
+        "finds it, copies carry an ed25519-sha256 signature after the rsa-sha256 one. The "
+        "RSA key always signs. Turning it off keeps the key: on again, the same record.",
+    )
+    async def update(name: str, body: UpdateDomain, principal: CurrentPrincipal) -> Response:
+        row = await ctx.domains.set_ed25519(
+            principal.tenant_id, normalize_domain(name), body.dkim_ed25519
+        )
+        return ok(present(row))
+
     @api.post(
         "/{name}/verify",
         summary="Check the domain's records by DNS now",
         description="Queries each record through POSTWIRE_DNS_NAMESERVERS and answers its "
         "status (ok, wrong, missing; pending when DNS did not answer) with the value found. "
         "The domain is usable (may send) once SPF and DKIM pass, verified once MX passes "
-        "too; DMARC is optional.",
+        "too; DMARC is optional, and so is the Ed25519 DKIM record (its key signs only "
+        "while it passes).",
     )
     async def verify(name: str, principal: CurrentPrincipal) -> Response:
         return ok(present(await ctx.domains.verify(principal.tenant_id, normalize_domain(name))))
@@ -78,7 +104,9 @@ def router(ctx: IngestContext) -> APIRouter:
         summary="Make a new DKIM key; it signs once its record verifies",
         description="Answers the domain with a `dkim_next` record to publish next to the "
         "current one. The next verify (or background re-check) that finds it makes it the "
-        "signing key; mail accepted before keeps the key it was accepted with.",
+        "signing key; mail accepted before keeps the key it was accepted with. A domain "
+        "with Ed25519 on gets a new Ed25519 key at once (a new `dkim_ed25519` record): it "
+        "signs once that record verifies, the RSA key signing alone meanwhile.",
     )
     async def rotate(name: str, principal: CurrentPrincipal) -> Response:
         return ok(present(await ctx.domains.rotate(principal.tenant_id, normalize_domain(name))))

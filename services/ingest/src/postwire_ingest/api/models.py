@@ -27,6 +27,19 @@ class CreateApiUser(Strict):
 
 class CreateDomain(Strict):
     name: str = Field(description="Domain to send from, 1-66 characters.")
+    dkim_ed25519: bool = Field(
+        False,
+        description="Sign with an Ed25519 key too (RFC 8463), next to the RSA key: adds a "
+        "dkim_ed25519 record to publish; that key signs once the record verifies.",
+    )
+
+
+class UpdateDomain(Strict):
+    dkim_ed25519: bool = Field(
+        description="Ed25519 signing on (a dkim_ed25519 record to publish; the key signs "
+        "once it verifies) or off (the RSA key alone signs; the key is kept for turning "
+        "it on again)."
+    )
 
 
 class CreateSender(Strict):
