@@ -166,7 +166,7 @@ def _hosts(targets: Sequence[Target]) -> str:
     return ", ".join(dict.fromkeys(t.host for t in targets))
 
 
-# discovery, fetching and the cache ----------------------------------------------------
+# the cache (fetching is mta_sts_fetch.py) ---------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
