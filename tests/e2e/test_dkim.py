@@ -187,11 +187,15 @@ async def test_a_domain_with_ed25519_on_signs_with_both_keys_and_both_verify(
 
 
 async def test_the_ed25519_key_does_not_sign_until_its_record_verifies(
-    tenant: Tenant, mx: SmtpSink, dns: LoopbackDns
+    tenant: Tenant, other_tenant: Tenant, mx: SmtpSink, dns: LoopbackDns
 ) -> None:
     name, records = await usable_domain(tenant, dns, "ed-later", ed25519=False,
                                         publish_ed25519=False)  # fmt: skip
     api = tenant.client("ingest")
+    foreign = await other_tenant.client("ingest").patch(
+        f"/v1/domains/{name}", json={"dkim_ed25519": True}
+    )
+    assert foreign.status_code == 404  # another account's domain is not there for it
     turned = await api.patch(f"/v1/domains/{name}", json={"dkim_ed25519": True})
     assert turned.status_code == 200, turned.text
     shown = envelope(turned)["Result"]
