@@ -135,7 +135,7 @@ class DomainChecker:
         key = await asyncio.to_thread(generate_dkim_key, now, row["dkim_selector"])
         ed = None
         if row["dkim_ed25519"]:
-            new = generate_ed25519_key(now, row["dkim_ed25519_selector"])
+            new = generate_ed25519_key(key.selector)
             ed = (new.selector, new.private_pem, new.public_b64)
         rotated = await self._store.start_dkim_rotation(
             account_id, name, key.selector, key.private_pem, key.public_b64, ed
@@ -148,7 +148,9 @@ class DomainChecker:
         """Turn Ed25519 signing on (with a new key, unless the domain kept one) or off."""
         key = None
         if on:
-            new = generate_ed25519_key()  # microseconds; dropped if the domain has a key
+            row = await self._store.get_domain(account_id, name)
+            # Microseconds; dropped if the domain kept a key.
+            new = generate_ed25519_key(row["dkim_selector"])
             key = (new.selector, new.private_pem, new.public_b64)
         changed = await self._store.set_dkim_ed25519(account_id, name, key)
         self._forget(account_id)  # cached senders carry the keys that sign

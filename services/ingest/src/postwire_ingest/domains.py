@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -68,14 +69,17 @@ class DkimKey:
     public_b64: str  # the record's p=: RSA's SubjectPublicKeyInfo, Ed25519's raw 32 bytes
 
 
-def _selector(when: datetime | None, replacing: str | None, suffix: str = "") -> str:
-    """The month a key was made (and the minute, for a rotation, so it differs from the
-    selector it replaces); ``suffix`` tells the algorithms' selectors apart."""
+def _selector(when: datetime | None, replacing: str | None) -> str:
+    """The month a key was made (the minute, for a rotation) and four random hex digits.
+    The random part keeps a selector from ever naming two keys: a domain deleted and added
+    again in the same month, or rotated twice in a minute, gets a new selector (delivery
+    keeps keys per selector and never replaces one)."""
     when = when or datetime.now(UTC)
-    if replacing is None:
-        return f"pw{when:%Y%m}{suffix}"
-    selector = f"pw{when:%Y%m%d%H%M}{suffix}"
-    return f"pw{when:%Y%m%d%H%M}b{suffix}" if selector == replacing else selector
+    stamp = f"{when:%Y%m}" if replacing is None else f"{when:%Y%m%d%H%M}"
+    while True:
+        selector = f"pw{stamp}{secrets.token_hex(2)}"
+        if selector != replacing:
+            return selector
 
 
 def _pkcs8(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
@@ -87,7 +91,7 @@ def _pkcs8(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
 
 
 def generate_dkim_key(now: datetime | None = None, replacing: str | None = None) -> DkimKey:
-    """A 2048-bit RSA key, selector ``pw202405`` (``pw202405061230`` for a rotation)."""
+    """A 2048-bit RSA key, selector ``pw2024059f3a`` (``pw2024050612309f3a`` for a rotation)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public_der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -95,16 +99,15 @@ def generate_dkim_key(now: datetime | None = None, replacing: str | None = None)
     return DkimKey(_selector(now, replacing), _pkcs8(key), base64.b64encode(public_der).decode())
 
 
-def generate_ed25519_key(now: datetime | None = None, replacing: str | None = None) -> DkimKey:
-    """An Ed25519 key (RFC 8463), selector ``pw202405e`` (``pw202405061230e`` when it
-    replaces ``replacing``); ``public_b64`` is the raw public key (RFC 8463 4.2)."""
+def generate_ed25519_key(rsa_selector: str) -> DkimKey:
+    """An Ed25519 key (RFC 8463) to sign next to the RSA key of ``rsa_selector``; its
+    selector is that one with an ``e`` (``pw2024059f3ae``), so it never names an RSA key's
+    record. ``public_b64`` is the raw public key (RFC 8463 4.2)."""
     key = ed25519.Ed25519PrivateKey.generate()
     public_raw = key.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
-    return DkimKey(
-        _selector(now, replacing, "e"), _pkcs8(key), base64.b64encode(public_raw).decode()
-    )
+    return DkimKey(f"{rsa_selector}e", _pkcs8(key), base64.b64encode(public_raw).decode())
 
 
 def tracking_host(settings: Settings) -> str:

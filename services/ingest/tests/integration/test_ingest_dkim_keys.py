@@ -64,7 +64,7 @@ async def new_domain(store: IngestStore, *, ed25519: bool) -> tuple[str, str]:
     await store.pool.execute("INSERT INTO ingest.accounts (id, name) VALUES ($1, $1)", account)
     name = f"{unique_name('d').lower()}.example"
     key = generate_dkim_key()
-    ed = generate_ed25519_key() if ed25519 else None
+    ed = generate_ed25519_key(key.selector) if ed25519 else None
     await store.insert_domain(
         account, name, key.selector, key.private_pem, key.public_b64, 5,
         (ed.selector, ed.private_pem, ed.public_b64) if ed else None,

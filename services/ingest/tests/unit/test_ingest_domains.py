@@ -142,19 +142,20 @@ def test_each_dkim_key_is_new() -> None:
     assert first.private_pem != second.private_pem
 
 
-def test_selectors_name_the_month_or_for_a_rotation_the_minute() -> None:
+def test_selectors_name_the_month_or_for_a_rotation_the_minute_and_never_repeat() -> None:
     when = datetime(2024, 5, 6, 12, 30, tzinfo=UTC)
-    assert generate_dkim_key(when).selector == "pw202405"
-    assert generate_dkim_key(when, replacing="pw202405").selector == "pw202405061230"
-    assert generate_dkim_key(when, replacing="pw202405061230").selector == "pw202405061230b"
-    # Ed25519's: the same with an "e", so it never names an RSA key's record.
-    assert generate_ed25519_key(when).selector == "pw202405e"
-    assert generate_ed25519_key(when, replacing="pw202405e").selector == "pw202405061230e"
-    assert generate_ed25519_key(when, replacing="pw202405061230e").selector == "pw202405061230be"
+    first = generate_dkim_key(when).selector
+    assert re.fullmatch(r"pw202405[0-9a-f]{4}", first)
+    rotated = generate_dkim_key(when, replacing=first).selector
+    assert re.fullmatch(r"pw202405061230[0-9a-f]{4}", rotated)
+    # The same domain added again in the same month: another selector, never the old key's.
+    assert len({generate_dkim_key(when).selector for _ in range(5)}) > 1
+    # Ed25519's is its RSA key's with an "e", so it never names an RSA key's record.
+    assert generate_ed25519_key(first).selector == f"{first}e"
 
 
 def test_ed25519_key_record_is_the_raw_public_key_rfc_8463() -> None:
-    key = generate_ed25519_key(datetime(2024, 5, 6, tzinfo=UTC))
+    key = generate_ed25519_key("pw202405ab12")
     assert DNS_LABEL.match(key.selector)
     private = serialization.load_pem_private_key(key.private_pem.encode(), password=None)
     assert isinstance(private, ed25519.Ed25519PrivateKey)
@@ -175,7 +176,7 @@ def test_ed25519_key_record_is_the_raw_public_key_rfc_8463() -> None:
     public.verify(private.sign(data), data)
     with pytest.raises(InvalidSignature):
         public.verify(private.sign(data), data + b"x")
-    assert generate_ed25519_key().public_b64 != key.public_b64
+    assert generate_ed25519_key("pw202405ab12").public_b64 != key.public_b64
 
 
 def test_no_ed25519_record_unless_it_is_on(dkim: DkimKey) -> None:

@@ -52,7 +52,7 @@ def router(ctx: IngestContext) -> APIRouter:
     async def create(body: CreateDomain, principal: CurrentPrincipal) -> Response:
         name = normalize_domain(body.name)
         key = await asyncio.to_thread(generate_dkim_key)  # RSA keygen takes ~0.1 s of CPU
-        ed = generate_ed25519_key() if body.dkim_ed25519 else None
+        ed = generate_ed25519_key(key.selector) if body.dkim_ed25519 else None
         row = await ctx.store.insert_domain(
             principal.tenant_id,
             name,
