@@ -3,7 +3,7 @@
 ::
 
     MTA ──RCPT TO──▶ our bounce domain, or a domain we send for? no: 550 5.7.1, nothing kept
-        ──DATA──▶ parse_bounce (bounces.py) ──▶ the message it names (delivery.results)
+        ──DATA──▶ parse_bounce (bounces/) ──▶ the message it names (delivery.results)
         ──▶ judge (reports.py) ──▶ failed / spam_report event in the outbox ──▶ 250
 
 ``250`` is answered only once the event is committed to the outbox (a database outage
