@@ -24,7 +24,7 @@ TRACKING = [EventType.OPEN, EventType.CLICK, EventType.UNSUBSCRIBE, EventType.SP
 def test_status_of_each_delivery_event(event: EventType, status: str, terminal: bool) -> None:
     name, rank = STATUS_OF[event]
     assert name == status
-    assert (rank == TERMINAL_RANK) is terminal
+    assert (rank >= TERMINAL_RANK) is terminal
 
 
 @pytest.mark.parametrize(("event", "status", "terminal"), LIFE_CYCLE)
@@ -32,9 +32,14 @@ def test_non_terminal_ranks_are_below_terminal(
     event: EventType, status: str, terminal: bool
 ) -> None:
     rank = STATUS_OF[event][1]
-    assert rank <= TERMINAL_RANK
     if not terminal:
         assert 0 < rank < TERMINAL_RANK
+
+
+def test_a_bounce_after_delivery_turns_delivered_into_failed() -> None:
+    # A DSN received after delivery: failed must outrank delivered (and only failed may).
+    assert STATUS_OF[EventType.FAILED][1] > STATUS_OF[EventType.DELIVERED][1]
+    assert STATUS_OF[EventType.DELIVERED][1] == STATUS_OF[EventType.INVALID][1] == TERMINAL_RANK
 
 
 def test_a_late_soft_bounce_cannot_outrank_delivered() -> None:
