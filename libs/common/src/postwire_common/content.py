@@ -27,6 +27,9 @@ from postwire_common.batching import Batcher
 class StoredContent:
     head: bytes  # common headers, each ending in CRLF
     body: bytes  # MIME-Version, Content-* headers, blank line, body
+    # The request's ``tracking`` choice as JSON ({"opens", "clicks", "unsubscribe"}),
+    # stored with it; nothing reads it yet (tracking is a later issue's).
+    tracking: str | None = None
 
     @property
     def size(self) -> int:
@@ -50,28 +53,31 @@ def render(
 
 
 _INSERT_CTE = (
-    "contents AS (INSERT INTO ingest.contents (id, account_id, head, body) "
-    "SELECT * FROM unnest(ARRAYS) ON CONFLICT (id) DO NOTHING)"
+    "contents AS (INSERT INTO ingest.contents (id, account_id, head, body, tracking) "
+    "SELECT u.id, u.account_id, u.head, u.body, u.tracking::jsonb "
+    "FROM unnest(ARRAYS) AS u(id, account_id, head, body, tracking) "
+    "ON CONFLICT (id) DO NOTHING)"
 )
 
 
 def insert_cte(first: int) -> str:
-    """A ``WITH`` item that stores contents given as four arrays from parameter ``$first``
+    """A ``WITH`` item that stores contents given as five arrays from parameter ``$first``
     on (see :func:`content_columns`), for a statement that commits more with them."""
-    a, b, c, d = (f"${first + n}" for n in range(4))
-    arrays = f"{a}::text[], {b}::text[], {c}::bytea[], {d}::bytea[]"
+    a, b, c, d, e = (f"${first + n}" for n in range(5))
+    arrays = f"{a}::text[], {b}::text[], {c}::bytea[], {d}::bytea[], {e}::text[]"
     return _INSERT_CTE.replace("ARRAYS", arrays)
 
 
 def content_columns(
     items: Sequence[tuple[str, str, StoredContent]],
-) -> tuple[list[str], list[str], list[bytes], list[bytes]]:
+) -> tuple[list[str], list[str], list[bytes], list[bytes], list[str | None]]:
     """``(content_id, account_id, content)`` items as the arrays of :func:`insert_cte`."""
     return (
         [i[0] for i in items],
         [i[1] for i in items],
         [i[2].head for i in items],
         [i[2].body for i in items],
+        [i[2].tracking for i in items],
     )
 
 
@@ -90,12 +96,13 @@ class ContentStore:
 
     async def put(self, content_id: str, account_id: str, content: StoredContent) -> None:
         await self._pool.execute(
-            "INSERT INTO ingest.contents (id, account_id, head, body) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO ingest.contents (id, account_id, head, body, tracking) "
+            "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (id) DO NOTHING",
             content_id,
             account_id,
             content.head,
             content.body,
+            content.tracking,
         )
 
     async def get(self, content_id: str) -> StoredContent:

@@ -26,6 +26,8 @@ from postwire_common.service import Service
 from postwire_ingest import handlers
 from postwire_ingest.api import IngestContext, routers
 from postwire_ingest.domain_checks import DomainChecker
+from postwire_ingest.label_store import LabelStore
+from postwire_ingest.labels import Labels
 from postwire_ingest.limits import MAX_REQUEST_BYTES
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import OUTBOX_TABLE, IngestStore
@@ -49,9 +51,12 @@ class IngestService(Service):
             linger=settings.outbox_linger,
         )
         tls = TlsPolicies(TlsPolicyStore(self.pool))
-        sender = Sender(self.store, ContentStore(self.pool), self.relay.wake, tls.rules)
+        labels = Labels(LabelStore(self.pool))
+        sender = Sender(
+            self.store, ContentStore(self.pool), self.relay.wake, tls.rules, labels.ensure
+        )
         self.domains = DomainChecker(settings, self.store, sender.forget_senders)
-        context = IngestContext(settings, self.store, sender, self.domains, tls)
+        context = IngestContext(settings, self.store, sender, self.domains, tls, labels)
         self._routers = routers(context)
         handlers.register(self.broker, self.store)
         self.retention = Retention(

@@ -7,5 +7,6 @@ MAX_DOMAINS_PER_ACCOUNT = 10  # KooMessage
 MAX_TLS_POLICIES_PER_ACCOUNT = 1000  # ours: rules are small, but read on every send
 MAX_SUBJECT_CHARS = 998
 MAX_LABEL_CHARS = 64
+MAX_LABELS_PER_ACCOUNT = 10_000  # ours: SendCloud does not say
 MAX_CUSTOM_HEADERS = 50
 MAX_ATTACHMENTS = 100

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -58,6 +59,7 @@ class SendCommand:
     to: Sequence[str]
     content: Content
     label: str | None = None
+    tracking: Mapping[str, bool] | None = None  # stored with the content; not acted on yet
     idempotency_key: str | None = None
     fingerprint: bytes = b""  # hash of the request body, for idempotency-key reuse checks
 
@@ -161,7 +163,9 @@ class Sender:
         contents: ContentStore,
         wake_relay: Callable[[], None],
         tls_rules: Callable[[str], Awaitable[Mapping[str, TlsMode]]],
+        ensure_label: Callable[[str, str], Awaitable[None]],
     ) -> None:
+        self._ensure_label = ensure_label  # sending with a new label creates it
         self._store = store
         self._tls_rules = tls_rules  # an account's TLS policies, domain -> mode
         self._contents = contents
@@ -210,6 +214,8 @@ class Sender:
             )
         if not mailbox.name and sender.alias:
             mailbox = Mailbox(mailbox.address, sender.alias)
+        if label is not None:
+            await self._ensure_label(principal.tenant_id, label)
 
         now = datetime.now(UTC)
         if content_size(command.content) > INLINE_COMPOSE_BYTES:
@@ -217,6 +223,8 @@ class Sender:
             prepared = await asyncio.to_thread(prepare, mailbox, command.content, now)
         else:
             prepared = prepare(mailbox, command.content, now)
+        if command.tracking is not None:
+            prepared = replace(prepared, tracking=json.dumps(dict(command.tracking)))
         request_id = new_id()
         signing = signing_keys(sender)
         suppressed = await self._suppressions.submit(

@@ -2,7 +2,15 @@
 
 from fastapi import APIRouter
 
-from postwire_ingest.api import admin, api_users, domains, messages, senders, tls_policies
+from postwire_ingest.api import (
+    admin,
+    api_users,
+    domains,
+    labels,
+    messages,
+    senders,
+    tls_policies,
+)
 from postwire_ingest.api.context import IngestContext
 
 
@@ -13,6 +21,7 @@ def routers(context: IngestContext) -> list[APIRouter]:
         domains.router(context),
         senders.router(context),
         tls_policies.router(context),
+        labels.router(context),
         messages.router(context),
     ]
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from postwire_common.config import Settings
 from postwire_ingest.domain_checks import DomainChecker
+from postwire_ingest.labels import Labels
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import IngestStore
 from postwire_ingest.tls_policies import TlsPolicies
@@ -18,3 +19,4 @@ class IngestContext:
     sender: Sender
     domains: DomainChecker
     tls: TlsPolicies
+    labels: Labels

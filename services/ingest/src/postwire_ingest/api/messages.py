@@ -60,6 +60,7 @@ def router(ctx: IngestContext) -> APIRouter:
                 headers=body.headers,
             ),
             label=body.label,
+            tracking=body.tracking.model_dump() if body.tracking else None,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint(raw),
         )

@@ -51,6 +51,16 @@ class PutTlsPolicy(Strict):
     mode: TlsMode = Field(description="require, opportunistic (the default) or none.")
 
 
+class CreateLabel(Strict):
+    name: str = Field(description="1-64 characters, no line breaks.")
+
+
+class Tracking(Strict):
+    opens: bool = Field(False, description="An open pixel in HTML parts.")
+    clicks: bool = Field(False, description="http(s) links rewritten to count clicks.")
+    unsubscribe: bool = Field(False, description="An unsubscribe link and List-Unsubscribe.")
+
+
 class AttachmentIn(Strict):
     filename: str = Field(max_length=255)
     content: str = Field(description="Base64 of the file.")
@@ -68,3 +78,8 @@ class SendMessage(Strict):
     attachments: list[AttachmentIn] = Field(default_factory=list)
     label: str | None = Field(None, description="Label for statistics and search.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers.")
+    tracking: Tracking | None = Field(
+        None,
+        description="Stored with the message; not acted on yet (opens, clicks and "
+        "unsubscribe links come with the tracking feature).",
+    )
