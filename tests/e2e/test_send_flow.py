@@ -115,10 +115,17 @@ async def test_search_finds_messages_by_recipient_and_status(tenant: Tenant, mx:
         "Result"
     ]
     assert [m["env_id"] for m in found["messages"]] == [env_id]
-    none = envelope(
-        await tenant.client("events").get("/v1/messages", params={"rcpt": rcpt, "status": "failed"})
-    )["Result"]
-    assert none["messages"] == []
+    [shown] = found["messages"]
+    assert (shown["method"], shown["template_id"], shown["task_id"]) == ("api", None, None)
+    for params, expected in (
+        ({"status": "failed"}, []),
+        ({"method": "api"}, [env_id]),
+        ({"method": "task"}, []),
+        ({"template_id": "T1"}, []),
+        ({"task_id": "K1"}, []),
+    ):
+        answer = await tenant.client("events").get("/v1/messages", params={"rcpt": rcpt, **params})
+        assert [m["env_id"] for m in envelope(answer)["Result"]["messages"]] == expected, params
 
 
 async def test_idempotency_key_makes_a_retry_safe(tenant: Tenant, mx: SmtpSink) -> None:

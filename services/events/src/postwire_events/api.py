@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from postwire_common.errors import InvalidValue, NotAvailable, NotFound
+from postwire_common.errors import InvalidValue, NotFound
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_common.instants import Instant
-from postwire_common.schemas import MNS_EVENT_TYPES, EventType
+from postwire_common.schemas import MNS_EVENT_TYPES, EventType, SendMethod
 from postwire_events.cursors import decode_cursor, encode_cursor
 from postwire_events.status import STATUSES
 from postwire_events.store import EventsStore, MessageQuery
@@ -25,6 +25,9 @@ def present_message(row: dict[str, Any]) -> dict[str, Any]:
         "rcpt": row["rcpt"],
         "subject": row["subject"],
         "label": row["label"],
+        "method": row["method"],
+        "template_id": row["template_id"],
+        "task_id": row["task_id"],
         "status": row["status"],
         "status_code": row["status_code"],
         "err_code": row["err_code"],
@@ -63,12 +66,10 @@ def router(store: EventsStore) -> APIRouter:
         label: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(description="next_cursor of the last page")] = None,
-        task_id: Annotated[str | None, Query(description="Not available yet.")] = None,
-        template_id: Annotated[str | None, Query(description="Not available yet.")] = None,
+        method: Annotated[SendMethod | None, Query(description="api, smtp or task.")] = None,
+        task_id: Annotated[str | None, Query(max_length=64)] = None,
+        template_id: Annotated[str | None, Query(max_length=64)] = None,
     ) -> Response:
-        for name, given in (("task_id", task_id), ("template_id", template_id)):
-            if given is not None:
-                raise NotAvailable(f"{name}: filtering by {name} is not available yet")
         if status is not None and status not in STATUSES:
             raise InvalidValue(f"status must be one of {', '.join(STATUSES)}")
         rows = await store.messages(
@@ -81,6 +82,9 @@ def router(store: EventsStore) -> APIRouter:
                 sender=sender,
                 subject=subject,
                 label=label,
+                method=method.value if method else None,
+                template_id=template_id,
+                task_id=task_id,
                 limit=limit,
                 after=decode_cursor(cursor) if cursor else None,
             )

@@ -29,13 +29,17 @@ WITH logged AS (
     RETURNING event_id
 ), status AS (
     INSERT INTO events.messages AS m (env_id, tenant_id, msg_id, sender, rcpt, subject,
-        label, status, status_rank, status_time, status_code, err_code, err_msg, recv_time)
+        label, status, status_rank, status_time, status_code, err_code, err_msg, recv_time,
+        method, template_id, task_id)
     SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
         $16::text[], $17::text[], $18::text[], $19::int[], $20::timestamptz[], $21::int[],
-        $22::int[], $23::text[], $24::timestamptz[])
+        $22::int[], $23::text[], $24::timestamptz[], $25::text[], $26::text[], $27::text[])
     ON CONFLICT (env_id) DO UPDATE SET
         subject = COALESCE(m.subject, EXCLUDED.subject),
         label = COALESCE(m.label, EXCLUDED.label),
+        method = COALESCE(m.method, EXCLUDED.method),
+        template_id = COALESCE(m.template_id, EXCLUDED.template_id),
+        task_id = COALESCE(m.task_id, EXCLUDED.task_id),
         status = CASE WHEN adv THEN EXCLUDED.status ELSE m.status END,
         status_rank = CASE WHEN adv THEN EXCLUDED.status_rank ELSE m.status_rank END,
         status_time = CASE WHEN adv THEN EXCLUDED.status_time ELSE m.status_time END,
@@ -54,13 +58,15 @@ SELECT event_id FROM logged
 
 def merge_status(events: Sequence[MailEvent]) -> list[tuple[Any, ...]]:
     """One status row per message: the batch's winning event (by rank, then time), with
-    subject and label from whichever event carries them. Applying a duplicate again is
-    harmless: the forward-only rule leaves the row as it is."""
+    subject, label, method, template and task from whichever event carries them (the
+    request event). Applying a duplicate again is harmless: the forward-only rule leaves
+    the row as it is."""
     rows: dict[str, tuple[Any, ...]] = {}
-    extras: dict[str, tuple[str | None, str | None]] = {}
+    extras: dict[str, tuple[Any, ...]] = {}
     for e in events:
-        subject, label = extras.get(e.env_id, (None, None))
-        extras[e.env_id] = (subject or e.subject, label or e.label)
+        known = extras.get(e.env_id, (None,) * 5)
+        given = (e.subject, e.label, e.method, e.template_id, e.task_id)
+        extras[e.env_id] = tuple(k or g for k, g in zip(known, given, strict=True))
         status = status_of(e)
         if status is None:
             continue
@@ -70,11 +76,14 @@ def merge_status(events: Sequence[MailEvent]) -> list[tuple[Any, ...]]:
         rows[e.env_id] = (
             e.env_id, e.tenant_id, e.msg_id, e.sender, e.rcpt, None, None,
             status[0], status[1], e.time, e.status, e.err_code, e.err_msg, e.recv_time,
+            None, None, None,
         )  # fmt: skip
     merged = []
     for env_id in sorted(rows):
         row = list(rows[env_id])
-        row[5], row[6] = extras[env_id]
+        subject, label, method, template_id, task_id = extras[env_id]
+        row[5], row[6] = subject, label
+        row[14], row[15], row[16] = method, template_id, task_id
         merged.append(tuple(row))
     return merged
 
@@ -89,6 +98,9 @@ class MessageQuery:
     sender: str | None = None
     subject: str | None = None
     label: str | None = None
+    method: str | None = None
+    template_id: str | None = None
+    task_id: str | None = None
     limit: int = 50
     after: tuple[datetime, str] | None = None  # cursor: (recv_time, env_id) of the last row
 
@@ -104,7 +116,7 @@ class EventsStore:
         logged = sorted({e.event_id: e for e in events}.values(), key=lambda e: e.event_id)
         rows = merge_status(events)
         columns: list[list[Any]] = (
-            [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(14)]
+            [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(17)]
         )
         async with self.pool.acquire() as conn, conn.transaction():
             new = await self._record(conn, logged, columns)
@@ -181,6 +193,12 @@ class EventsStore:
             add("lower(sender) = lower(?)", q.sender)
         if q.label is not None:
             add("label = ?", q.label)
+        if q.method is not None:
+            add("method = ?", q.method)
+        if q.template_id is not None:
+            add("template_id = ?", q.template_id)
+        if q.task_id is not None:
+            add("task_id = ?", q.task_id)
         if q.subject is not None:
             add("strpos(lower(subject), lower(?)) > 0", q.subject)
         if q.after is not None:

@@ -42,6 +42,7 @@ from postwire_common.schemas import (
     OutboundBatches,
     Recipient,
     RecipientBatch,
+    SendMethod,
     TlsMode,
 )
 from postwire_common.ttl_cache import TtlCache
@@ -60,6 +61,9 @@ class SendCommand:
     content: Content
     label: str | None = None
     tracking: Mapping[str, bool] | None = None  # stored with the content; not acted on yet
+    method: SendMethod = SendMethod.API  # how it came in (sending details)
+    template_id: str | None = None
+    task_id: str | None = None
     idempotency_key: str | None = None
     fingerprint: bytes = b""  # hash of the request body, for idempotency-key reuse checks
 
@@ -305,6 +309,9 @@ class Sender:
                 rcpt=rcpt,
                 label=label,
                 subject=command.content.subject,
+                method=command.method,
+                template_id=command.template_id,
+                task_id=command.task_id,
                 recv_time=now,
                 time=now,
             )

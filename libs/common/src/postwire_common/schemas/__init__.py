@@ -23,6 +23,7 @@ from postwire_common.schemas.events import (
     EventBatch,
     EventType,
     MailEvent,
+    SendMethod,
 )
 from postwire_common.schemas.ingest import (
     DkimKey,
@@ -58,6 +59,7 @@ __all__ = [
     "OutboundBatches",
     "Recipient",
     "RecipientBatch",
+    "SendMethod",
     "SuppressionChange",
     "SuppressionChanges",
     "SuppressionReason",

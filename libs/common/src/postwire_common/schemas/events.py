@@ -33,6 +33,14 @@ MNS_EVENT_TYPES: dict[EventType, str] = {
 }
 
 
+class SendMethod(StrEnum):
+    """How a message came in (KooMessage's "Send Method" in sending details)."""
+
+    API = "api"
+    SMTP = "smtp"
+    TASK = "task"
+
+
 class DeliveryStatus(IntEnum):
     """``status`` of the Aliyun message format."""
 
@@ -62,6 +70,13 @@ class MailEvent(BaseModel):
     rcpt: str = Field(description="Recipient address.")
     label: str | None = Field(None, description="Label given at send time.")
     subject: str | None = Field(None, description="Subject; set on request events.")
+    method: SendMethod | None = Field(
+        None, description="How the message came in (api, smtp, task); set on request events."
+    )
+    template_id: str | None = Field(
+        None, description="Template it was made from; set on request events."
+    )
+    task_id: str | None = Field(None, description="Sending task it belongs to; request events.")
     status: DeliveryStatus | None = Field(
         None, description="0 delivered, 2 invalid address, 3 spam, 4 failed; null otherwise."
     )
