@@ -30,12 +30,18 @@ def in_range(value: datetime) -> datetime:
     return utc
 
 
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def iso_8601(value: object) -> object:
     """Times are ISO 8601 text, as the OpenAPI document's ``date-time`` says; pydantic
-    would also read a number (``until=0.5``) as Unix seconds."""
-    if isinstance(value, int | float) or (
-        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
-    ):
+    would also read a number (``until=0.5``, ``since=-6.7e-219``) as Unix seconds."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _number(value)):
         raise ValueError("a time is ISO 8601 text such as 2026-01-31T12:00:00Z")
     return value
 
