@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from postwire_common.errors import NotAvailable
 from postwire_common.http.auth import CurrentPrincipal
@@ -55,8 +55,9 @@ class CreateQueue(RequestModel):
 
 
 class Receive(RequestModel):
-    max: int = Field(1, ge=1, le=16, description="Messages to receive at most: 1-16.")
-    wait_seconds: int = Field(
+    # Strict: JSON's true is not a number (pydantic would read it as 1).
+    max: StrictInt = Field(1, ge=1, le=16, description="Messages to receive at most: 1-16.")
+    wait_seconds: StrictInt = Field(
         0, ge=0, le=30, description="Long polling: wait up to this long for a message, 0-30."
     )
 
