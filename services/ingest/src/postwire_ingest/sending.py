@@ -20,7 +20,8 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -49,6 +50,8 @@ from postwire_common.ttl_cache import TtlCache
 from postwire_ingest.compose import Content, mailbox_value, prepare
 from postwire_ingest.limits import MAX_LABEL_CHARS, MAX_RECIPIENTS
 from postwire_ingest.store import IngestStore, MessageRow, SenderRow
+from postwire_ingest.templates import Content as TemplateContent
+from postwire_ingest.templates import render
 from postwire_ingest.tls_policies import mode_for
 
 
@@ -64,6 +67,12 @@ class SendCommand:
     method: SendMethod = SendMethod.API  # how it came in (sending details)
     template_id: str | None = None
     task_id: str | None = None
+    # With a template: ``content`` holds its attachments and headers, and each recipient's
+    # subject and bodies are the template rendered with ``variables`` and, over them, the
+    # recipient's own (lower-cased address -> values).
+    template: TemplateContent | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    recipient_variables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     idempotency_key: str | None = None
     fingerprint: bytes = b""  # hash of the request body, for idempotency-key reuse checks
 
@@ -149,13 +158,36 @@ BATCH_RECIPIENTS = 200  # recipients (or events) per bus message
 INLINE_COMPOSE_BYTES = 256 * 1024  # larger content is encoded in a worker thread
 
 
+Group = tuple[list[Mailbox], Content]  # recipients, and the content they get
+
+
 @dataclass(frozen=True, slots=True)
 class _Accept:
     account_id: str
-    content_id: str
-    content: StoredContent
+    contents: list[tuple[str, StoredContent]]  # (content_id, content)
     rows: list[MessageRow]
     outgoing: list[Outgoing]
+
+
+def content_groups(command: SendCommand, recipients: list[Mailbox]) -> list[Group]:
+    """The distinct contents of a request and the recipients of each, in the order of the
+    recipients: one without a template or with shared variables only, one per distinct
+    set of values with per-recipient variables (a template rendered per set)."""
+    template = command.template
+    if template is None:
+        return [(recipients, command.content)]
+    groups: dict[tuple[tuple[str, str], ...], Group] = {}
+    for to in recipients:
+        values = {**command.variables, **command.recipient_variables.get(to.address.lower(), {})}
+        key = tuple(sorted(values.items()))
+        if key not in groups:
+            rendered = render(template, values)
+            content = dc_replace(
+                command.content, subject=rendered.subject, text=rendered.text, html=rendered.html
+            )
+            groups[key] = ([], content)
+        groups[key][0].append(to)
+    return list(groups.values())
 
 
 class Sender:
@@ -186,7 +218,11 @@ class Sender:
     async def _accept_many(self, jobs: Sequence[_Accept]) -> list[None]:
         await self._store.accept_many(
             [(j.account_id, j.rows, j.outgoing) for j in jobs],
-            [(j.content_id, j.account_id, j.content) for j in jobs],
+            [
+                (content_id, j.account_id, content)
+                for j in jobs
+                for content_id, content in j.contents
+            ],
         )
         return [None] * len(jobs)
 
@@ -222,27 +258,40 @@ class Sender:
             await self._ensure_label(principal.tenant_id, label)
 
         now = datetime.now(UTC)
-        if content_size(command.content) > INLINE_COMPOSE_BYTES:
-            # Encoding megabytes of attachments takes long enough to stall every request.
-            prepared = await asyncio.to_thread(prepare, mailbox, command.content, now)
-        else:
-            prepared = prepare(mailbox, command.content, now)
-        if command.tracking is not None:
-            prepared = replace(prepared, tracking=json.dumps(dict(command.tracking)))
         request_id = new_id()
+        groups = content_groups(command, recipients)
         signing = signing_keys(sender)
         suppressed = await self._suppressions.submit(
             (principal.tenant_id, [r.address for r in recipients])
         )
         tls = await self._tls_rules(principal.tenant_id)
-        accepted, rows, outgoing = self._per_recipient(
-            principal, mailbox, recipients, prepared.size, command, label, request_id, now,
-            signing, suppressed, tls,
-        )  # fmt: skip
-        result = [a.as_dict() for a in accepted]
+        contents: list[tuple[str, StoredContent]] = []
+        accepted: dict[str, Accepted] = {}
+        rows: list[MessageRow] = []
+        outgoing: list[Outgoing] = []
+        for n, (members, content) in enumerate(groups):
+            if content_size(content) > INLINE_COMPOSE_BYTES:
+                # Encoding megabytes of attachments takes long enough to stall every request.
+                prepared = await asyncio.to_thread(prepare, mailbox, content, now)
+            else:
+                prepared = prepare(mailbox, content, now)
+            if command.tracking is not None:
+                prepared = dc_replace(prepared, tracking=json.dumps(dict(command.tracking)))
+            content_id = request_id if len(groups) == 1 else f"{request_id}.{n}"
+            contents.append((content_id, prepared))
+            made, made_rows, made_outgoing = self._per_recipient(
+                principal, mailbox, members, prepared.size, command, content.subject, label,
+                request_id, content_id, now, signing, suppressed, tls,
+            )  # fmt: skip
+            accepted.update((a.rcpt.lower(), a) for a in made)
+            rows += made_rows
+            outgoing += made_outgoing
+        result = [accepted[r.address.lower()].as_dict() for r in recipients]
 
-        if command.idempotency_key or prepared.size > INLINE_COMPOSE_BYTES:
-            await self._contents.put(request_id, principal.tenant_id, prepared)
+        large = any(c.size > INLINE_COMPOSE_BYTES for _, c in contents)
+        if command.idempotency_key or large:
+            for content_id, prepared in contents:
+                await self._contents.put(content_id, principal.tenant_id, prepared)
             idempotency = None
             if command.idempotency_key:
                 idempotency = (command.idempotency_key, command.fingerprint, result)
@@ -252,9 +301,7 @@ class Sender:
         else:
             # Small requests without an idempotency key are committed together with the
             # others in flight: one statement for many requests, their contents included.
-            await self._group.submit(
-                _Accept(principal.tenant_id, request_id, prepared, rows, outgoing)
-            )
+            await self._group.submit(_Accept(principal.tenant_id, contents, rows, outgoing))
         self._wake_relay()
         ACCEPTED.labels("http").inc(len(rows))
         return result
@@ -274,8 +321,10 @@ class Sender:
         recipients: list[Mailbox],
         size: int,
         command: SendCommand,
+        subject: str,
         label: str | None,
         request_id: str,
+        content_id: str,
         now: datetime,
         signing: list[DkimKey],
         suppressed: dict[str, str],
@@ -295,7 +344,7 @@ class Sender:
             rows.append(
                 MessageRow(
                     env_id, request_id, principal.api_user, msg_id, mailbox.address, rcpt,
-                    command.content.subject, label, status, size, now,
+                    subject, label, status, size, now,
                 )
             )  # fmt: skip
             request = MailEvent(
@@ -308,7 +357,7 @@ class Sender:
                 sender=mailbox.address,
                 rcpt=rcpt,
                 label=label,
-                subject=command.content.subject,
+                subject=subject,
                 method=command.method,
                 template_id=command.template_id,
                 task_id=command.task_id,
@@ -331,7 +380,7 @@ class Sender:
         batches = [
             RecipientBatch(
                 request_id=request_id,
-                content_id=request_id,
+                content_id=content_id,
                 tenant_id=principal.tenant_id,
                 sender=mailbox.address,
                 label=label,
