@@ -31,6 +31,9 @@ from postwire_ingest.labels import Labels
 from postwire_ingest.limits import MAX_REQUEST_BYTES
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import OUTBOX_TABLE, IngestStore
+from postwire_ingest.template_review_store import TemplateReviewStore
+from postwire_ingest.template_store import TemplateStore
+from postwire_ingest.templates import MAX_TEMPLATE_REQUEST_BYTES, TEMPLATE_CONTENT_ROUTES
 from postwire_ingest.tls_policies import TlsPolicies
 from postwire_ingest.tls_policy_store import TlsPolicyStore
 
@@ -38,7 +41,12 @@ from postwire_ingest.tls_policy_store import TlsPolicyStore
 class IngestService(Service):
     name = "ingest"
     consumes = (topology.INGEST_SUPPRESSIONS.queue.name,)
-    body_limits = MappingProxyType({("POST", "/v1/messages"): MAX_REQUEST_BYTES})
+    body_limits = MappingProxyType(
+        {
+            ("POST", "/v1/messages"): MAX_REQUEST_BYTES,
+            **dict.fromkeys(TEMPLATE_CONTENT_ROUTES, MAX_TEMPLATE_REQUEST_BYTES),
+        }
+    )
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -56,7 +64,17 @@ class IngestService(Service):
             self.store, ContentStore(self.pool), self.relay.wake, tls.rules, labels.ensure
         )
         self.domains = DomainChecker(settings, self.store, sender.forget_senders)
-        context = IngestContext(settings, self.store, sender, self.domains, tls, labels)
+        templates = TemplateStore(self.pool)
+        context = IngestContext(
+            settings,
+            self.store,
+            sender,
+            self.domains,
+            tls,
+            labels,
+            templates,
+            TemplateReviewStore(self.pool),
+        )
         self._routers = routers(context)
         handlers.register(self.broker, self.store)
         self.retention = Retention(

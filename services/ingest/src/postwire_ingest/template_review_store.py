@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from postwire_common.errors import NotAvailable, NotFound
-from postwire_ingest.template_store import insert_template
+from postwire_ingest.template_store import ANY_TEMPLATE, insert_template, template_from_row
 from postwire_ingest.templates import Draft, Status, Template, TemplateType
 
 # Accounts' templates for the operator, oldest first, with their account's name.
@@ -30,6 +30,14 @@ ORDER BY t.created_at, t.id LIMIT $5
 class TemplateReviewStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+
+    async def get(self, template_id: str, version: int | None = None) -> Template:
+        """Any account's template (or a public one), to review it."""
+        row = await self.pool.fetchrow(ANY_TEMPLATE, template_id, version)
+        if row is None:
+            at = "" if version is None else f" with a version {version}"
+            raise NotFound(f"no template {template_id}{at}")
+        return template_from_row(row)
 
     async def set_sensitive(self, account_name: str, sensitive: bool) -> dict[str, Any]:
         """Flag an account as in a sensitive industry (its templates wait for approval)

@@ -19,14 +19,17 @@ from postwire_common.errors import AccessDenied, NotAvailable, NotFound
 from postwire_common.ids import new_id
 from postwire_ingest.templates import Draft, Status, Template, TemplateType
 
-# A template at one version: its current one ($3 NULL) or the one asked for.
-_TEMPLATE = """
+# A template at one version: its current one ($2 NULL) or the one asked for; any
+# account's (the operator reads them to review them).
+ANY_TEMPLATE = """
 SELECT t.id, t.account_id, t.name, t.type, t.status, t.reject_reason, v.version, v.subject,
     v.text, v.html, v.unsubscribe, v.params, t.created_at, t.updated_at
 FROM ingest.templates t JOIN ingest.template_versions v
-    ON v.template_id = t.id AND v.version = coalesce($3::integer, t.version)
-WHERE t.id = $1 AND (t.account_id = $2 OR t.account_id IS NULL)
+    ON v.template_id = t.id AND v.version = coalesce($2::integer, t.version)
+WHERE t.id = $1
 """
+# One the account $3 sees: its own or a public one.
+_TEMPLATE = ANY_TEMPLATE + "AND (t.account_id = $3 OR t.account_id IS NULL)"
 
 # What listings show: no bodies (each may be 1 MB).
 _SUMMARY = """
@@ -59,7 +62,7 @@ class TemplateQuery:
     after: tuple[datetime, str] | None = None  # cursor: (created_at, id) of the last row
 
 
-def _template(row: asyncpg.Record) -> Template:
+def template_from_row(row: asyncpg.Record) -> Template:
     return Template(
         id=row["id"],
         account_id=row["account_id"],
@@ -107,9 +110,9 @@ async def insert_template(
         draft.unsubscribe,
         list(params),
     )
-    row = await conn.fetchrow(_TEMPLATE, template_id, account_id, None)
+    row = await conn.fetchrow(_TEMPLATE, template_id, None, account_id)
     assert row is not None
-    return _template(row)
+    return template_from_row(row)
 
 
 class TemplateStore:
@@ -172,9 +175,9 @@ class TemplateStore:
                 version,
                 status.value,
             )
-            row = await conn.fetchrow(_TEMPLATE, template_id, account_id, None)
+            row = await conn.fetchrow(_TEMPLATE, template_id, None, account_id)
         assert row is not None
-        return _template(row)
+        return template_from_row(row)
 
     async def copy(
         self,
@@ -206,11 +209,11 @@ class TemplateStore:
             await conn.execute("DELETE FROM ingest.templates WHERE id = $1", template_id)
 
     async def get(self, account_id: str, template_id: str, version: int | None = None) -> Template:
-        row = await self.pool.fetchrow(_TEMPLATE, template_id, account_id, version)
+        row = await self.pool.fetchrow(_TEMPLATE, template_id, version, account_id)
         if row is None:
             at = "" if version is None else f" with a version {version}"
             raise NotFound(f"no template {template_id}{at}")
-        return _template(row)
+        return template_from_row(row)
 
     async def versions(self, account_id: str, template_id: str) -> list[dict[str, Any]]:
         """Every version of a template the account sees, newest first."""

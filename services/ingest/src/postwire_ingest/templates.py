@@ -58,6 +58,14 @@ MAX_TEMPLATE_NAME_CHARS = 64
 MAX_TEMPLATE_SUBJECT_CHARS = 256
 MAX_TEMPLATE_BODY_BYTES = 1024 * 1024  # each of text and HTML, as UTF-8
 MAX_TEMPLATES_PER_ACCOUNT = 1000
+# A request holds two 1 MB bodies; JSON escapes (\" and \u00e9) can make them 2-3 times larger.
+MAX_TEMPLATE_REQUEST_BYTES = 8 * 1024 * 1024
+# Routes that take a template's content, with their body limit raised to it.
+TEMPLATE_CONTENT_ROUTES = (
+    ("POST", "/v1/templates"),
+    ("PUT", "/v1/templates/{template_id}"),
+    ("POST", "/v1/admin/templates"),
+)
 
 # {{ name }}: whatever stands between the braces (no brace inside) is a parameter's name.
 _PARAM = re.compile(r"\{\{([^{}]*)\}\}")

@@ -9,6 +9,7 @@ from postwire_ingest.api import (
     labels,
     messages,
     senders,
+    templates,
     tls_policies,
 )
 from postwire_ingest.api.context import IngestContext
@@ -22,6 +23,7 @@ def routers(context: IngestContext) -> list[APIRouter]:
         senders.router(context),
         tls_policies.router(context),
         labels.router(context),
+        templates.router(context),
         messages.router(context),
     ]
 

@@ -9,6 +9,8 @@ from postwire_ingest.domain_checks import DomainChecker
 from postwire_ingest.labels import Labels
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import IngestStore
+from postwire_ingest.template_review_store import TemplateReviewStore
+from postwire_ingest.template_store import TemplateStore
 from postwire_ingest.tls_policies import TlsPolicies
 
 
@@ -20,3 +22,5 @@ class IngestContext:
     domains: DomainChecker
     tls: TlsPolicies
     labels: Labels
+    templates: TemplateStore
+    template_reviews: TemplateReviewStore
