@@ -28,12 +28,12 @@ from postwire_ingest.api import IngestContext, routers
 from postwire_ingest.domain_checks import DomainChecker
 from postwire_ingest.label_store import LabelStore
 from postwire_ingest.labels import Labels
-from postwire_ingest.limits import MAX_REQUEST_BYTES
+from postwire_ingest.limits import MAX_REQUEST_BYTES, MAX_TEMPLATE_REQUEST_BYTES
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import OUTBOX_TABLE, IngestStore
 from postwire_ingest.template_review_store import TemplateReviewStore
 from postwire_ingest.template_store import TemplateStore
-from postwire_ingest.templates import MAX_TEMPLATE_REQUEST_BYTES, TEMPLATE_CONTENT_ROUTES
+from postwire_ingest.templates import TEMPLATE_CONTENT_ROUTES
 from postwire_ingest.tls_policies import TlsPolicies
 from postwire_ingest.tls_policy_store import TlsPolicyStore
 

@@ -10,3 +10,10 @@ MAX_LABEL_CHARS = 64
 MAX_LABELS_PER_ACCOUNT = 10_000  # ours: SendCloud does not say
 MAX_CUSTOM_HEADERS = 50
 MAX_ATTACHMENTS = 100
+MAX_TEMPLATE_PARAMS = 15  # KooMessage: distinct {{name}} parameters of a template
+MAX_TEMPLATES_PER_ACCOUNT = 1000  # ours below: the seeds do not say
+MAX_TEMPLATE_NAME_CHARS = 64
+MAX_TEMPLATE_SUBJECT_CHARS = 256
+MAX_TEMPLATE_BODY_BYTES = 1024 * 1024  # each of text and HTML, as UTF-8
+# A request holds two 1 MB bodies; JSON escapes (\" and \u00e9) can make them 2-3 times larger.
+MAX_TEMPLATE_REQUEST_BYTES = 8 * 1024 * 1024

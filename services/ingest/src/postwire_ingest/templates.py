@@ -34,6 +34,12 @@ from postwire_common.errors import (
     SizeExceeded,
 )
 from postwire_common.text import has_control
+from postwire_ingest.limits import (
+    MAX_TEMPLATE_BODY_BYTES,
+    MAX_TEMPLATE_NAME_CHARS,
+    MAX_TEMPLATE_PARAMS,
+    MAX_TEMPLATE_SUBJECT_CHARS,
+)
 
 __all__ = [
     "PARAM_NAME_RULES",
@@ -51,15 +57,7 @@ __all__ = [
     "render",
 ]
 
-# Limits (ours where the seeds say nothing): KooMessage allows 15 parameters.
-MAX_TEMPLATE_PARAMS = 15
 MAX_PARAM_NAME_CHARS = 64
-MAX_TEMPLATE_NAME_CHARS = 64
-MAX_TEMPLATE_SUBJECT_CHARS = 256
-MAX_TEMPLATE_BODY_BYTES = 1024 * 1024  # each of text and HTML, as UTF-8
-MAX_TEMPLATES_PER_ACCOUNT = 1000
-# A request holds two 1 MB bodies; JSON escapes (\" and \u00e9) can make them 2-3 times larger.
-MAX_TEMPLATE_REQUEST_BYTES = 8 * 1024 * 1024
 # Routes that take a template's content, with their body limit raised to it.
 TEMPLATE_CONTENT_ROUTES = (
     ("POST", "/v1/templates"),

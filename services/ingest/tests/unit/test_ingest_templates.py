@@ -17,8 +17,8 @@ from postwire_common.errors import (
     MissingMacros,
     SizeExceeded,
 )
+from postwire_ingest.limits import MAX_TEMPLATE_BODY_BYTES
 from postwire_ingest.templates import (
-    MAX_TEMPLATE_BODY_BYTES,
     PARAM_NAME_RULES,
     Draft,
     Rendered,

@@ -7,13 +7,12 @@ from typing import Annotated, Any
 from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
 from postwire_ingest.api.models import Strict
-from postwire_ingest.templates import (
+from postwire_ingest.limits import (
     MAX_TEMPLATE_NAME_CHARS,
     MAX_TEMPLATE_PARAMS,
     MAX_TEMPLATE_SUBJECT_CHARS,
-    Draft,
-    TemplateType,
 )
+from postwire_ingest.templates import Draft, TemplateType
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEMPLATE_NAME_CHARS)]
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEMPLATE_SUBJECT_CHARS)]

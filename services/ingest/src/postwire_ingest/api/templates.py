@@ -32,10 +32,9 @@ from postwire_ingest.api.template_models import (
     UpdateTemplate,
     multipart_schema,
 )
+from postwire_ingest.limits import MAX_TEMPLATE_REQUEST_BYTES, MAX_TEMPLATES_PER_ACCOUNT
 from postwire_ingest.template_store import TemplateQuery
 from postwire_ingest.templates import (
-    MAX_TEMPLATE_REQUEST_BYTES,
-    MAX_TEMPLATES_PER_ACCOUNT,
     Status,
     Template,
     TemplateType,
