@@ -11,6 +11,7 @@ document is finished here, in one place, from what each route declares:
                            Bearer token)
     has path parameters    404 not_found
     creates (201)          409 already_exists
+    declares responses     those statuses (403, 404, … as the route names them)
     success without a      the envelope (Result: the answer)
     declared schema
     operationId            <tag>_<function name>, e.g. messages_send
@@ -219,6 +220,12 @@ def _describe(operation: dict[str, Any], route: Any, method: str) -> None:
         statuses.add(404)
     if method == "POST" and route.status_code == 201:
         statuses.add(409)
+    # A route names the other error statuses it answers in ``responses`` (e.g. 403, 404
+    # for POST /v1/messages with a template): they get the error envelope too.
+    declared = {int(s) for s in route.responses if str(s).isdigit() and int(s) >= 400}
+    for status in declared:
+        responses.pop(str(status), None)
+    statuses |= declared
     codes = _codes_by_status()
     for status in sorted(statuses):
         responses.setdefault(

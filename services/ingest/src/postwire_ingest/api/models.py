@@ -67,12 +67,34 @@ class AttachmentIn(Strict):
     content_type: str | None = Field(None, description="MIME type; default octet-stream.")
 
 
+Variables = dict[str, Annotated[str, StringConstraints(max_length=100_000)]]
+
+
+class RecipientIn(Strict):
+    address: str = Field(description='"Name <addr>" or addr.')
+    variables: Variables = Field(
+        default_factory=dict, description="This recipient's template values (over the shared)."
+    )
+
+
 class SendMessage(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     sender: str = Field(alias="from", description='"Name <addr>" or addr; a sender of yours.')
-    to: list[str] | str = Field(description="Recipients (one message each), at most 100.")
-    subject: str = Field(description="Subject line.")
+    to: list[str | RecipientIn] | str = Field(
+        description="Recipients (one message each), at most 100: addresses, or objects "
+        "{address, variables} for per-recipient template values."
+    )
+    subject: str | None = Field(None, description="Subject line (not with template_id).")
+    template_id: str | None = Field(
+        None,
+        max_length=64,
+        description="An approved template of yours or a public one, instead of subject, "
+        "text and html; its type must be the API user's (trigger or batch).",
+    )
+    variables: Variables = Field(
+        default_factory=dict, description="Template values shared by every recipient."
+    )
     text: Text | None = Field(None, description="Plain-text body.")
     html: Text | None = Field(None, description="HTML body.")
     attachments: list[AttachmentIn] = Field(default_factory=list)
