@@ -31,6 +31,8 @@ from postwire_ingest.labels import Labels
 from postwire_ingest.limits import MAX_REQUEST_BYTES, MAX_TEMPLATE_REQUEST_BYTES
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import OUTBOX_TABLE, IngestStore
+from postwire_ingest.task_store import TaskStore
+from postwire_ingest.tasks import TaskRunner
 from postwire_ingest.template_review_store import TemplateReviewStore
 from postwire_ingest.template_store import TemplateStore
 from postwire_ingest.templates import TEMPLATE_CONTENT_ROUTES
@@ -74,7 +76,9 @@ class IngestService(Service):
             labels,
             templates,
             TemplateReviewStore(self.pool),
+            TaskStore(self.pool),
         )
+        self.tasks = TaskRunner(context.tasks, templates, sender, self.store)
         self._routers = routers(context)
         handlers.register(self.broker, self.store)
         self.retention = Retention(
@@ -90,6 +94,7 @@ class IngestService(Service):
         await self.retention.run_once()  # today's partitions exist before keys are claimed
         self.spawn(self.retention.run(), "retention")
         self.spawn(self.domains.run(), "domain re-checks")
+        self.spawn(self.tasks.run(), "tasks")
         self.relay.start()
 
     async def stop(self) -> None:

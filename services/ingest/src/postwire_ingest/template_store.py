@@ -17,6 +17,7 @@ import asyncpg
 
 from postwire_common.errors import AccessDenied, NotAvailable, NotFound
 from postwire_common.ids import new_id
+from postwire_ingest.task_store import TaskStore
 from postwire_ingest.templates import Draft, Status, Template, TemplateType
 
 # A template at one version: its current one ($2 NULL) or the one asked for; any
@@ -122,10 +123,8 @@ class TemplateStore:
     @staticmethod
     async def template_in_use(conn: asyncpg.Connection, template_id: str) -> bool:
         """Whether a scheduled or running task sends this template: then it cannot be
-        deleted (``not_available``). Tasks do not exist yet; the tasks issue makes this
-        look at them (in ``conn``'s transaction, which holds the template's row lock)."""
-        del conn, template_id
-        return False
+        deleted (``not_available``)."""
+        return await TaskStore.uses_template(conn, template_id)
 
     # -- what an account does -------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from postwire_ingest.api import (
     labels,
     messages,
     senders,
+    tasks,
     templates,
     tls_policies,
 )
@@ -25,6 +26,7 @@ def routers(context: IngestContext) -> list[APIRouter]:
         labels.router(context),
         templates.router(context),
         messages.router(context),
+        tasks.router(context),
     ]
 
 
