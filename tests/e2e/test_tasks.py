@@ -182,3 +182,21 @@ async def test_another_accounts_task_is_invisible(tenant: Tenant, other_tenant: 
     assert result(await tenant.client("ingest").get(f"/v1/tasks/{made['id']}"))["state"] == (
         "scheduled"
     )
+
+
+async def test_the_sample_file_names_the_templates_parameters(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    template_id = await template(tenant)
+    answer = await tenant.client("ingest").get(
+        "/v1/tasks/sample", params={"template_id": template_id}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert answer.text.splitlines()[0] == "address,name"
+    theirs = await other_tenant.client("ingest").get(
+        "/v1/tasks/sample", params={"template_id": template_id}
+    )
+    assert theirs.status_code == 404, theirs.text
+    missing = await tenant.client("ingest").get("/v1/tasks/sample")
+    assert missing.status_code == 400, missing.text

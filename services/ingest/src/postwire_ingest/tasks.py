@@ -18,7 +18,9 @@ again under the same keys, which answer what was accepted the first time.
 from __future__ import annotations
 
 import asyncio
+import csv
 import hashlib
+import io
 import json
 import logging
 import uuid
@@ -65,6 +67,16 @@ def typed_recipients(
             continue
         valid.append({"row": row, "address": parsed, "variables": dict(variables)})
     return valid, invalid
+
+
+def sample_csv(params: Sequence[str]) -> str:
+    """A recipients file for a template: ``address`` and a column per parameter, then an
+    example row (CRLF line ends, as RFC 4180 writes them)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["address", *params])
+    writer.writerow(["someone@example.com", *(f"<{name}>" for name in params)])
+    return out.getvalue()
 
 
 class TaskRunner:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
 from postwire_common.addresses import parse_mailbox
@@ -22,7 +23,7 @@ from postwire_ingest.api.context import IngestContext
 from postwire_ingest.api.models import RecipientIn, Strict
 from postwire_ingest.sending import SENDING_STATES, check_label
 from postwire_ingest.task_store import NewTask
-from postwire_ingest.tasks import MAX_TYPED_RECIPIENTS, typed_recipients
+from postwire_ingest.tasks import MAX_TYPED_RECIPIENTS, sample_csv, typed_recipients
 from postwire_ingest.templates import check_type, render
 
 MAX_SCHEDULE_AHEAD = timedelta(days=365)
@@ -108,6 +109,25 @@ def router(ctx: IngestContext) -> APIRouter:
             label=label, send_at=send_at, recipients=valid, invalid_rows=invalid,
         )  # fmt: skip
         return ok(await store.create(task), status=201)
+
+    @api.get(
+        "/sample",
+        summary="A sample recipients file for a template (CSV)",
+        description="The header row is `address` and one column per template parameter, "
+        "then an example row; fill it in for a task's recipients file.",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, 404: {}},
+    )
+    async def sample(
+        principal: CurrentPrincipal,
+        template_id: Annotated[str, Query(max_length=64, description="The template.")],
+    ) -> Response:
+        template = await ctx.templates.get(principal.tenant_id, template_id)
+        return PlainTextResponse(
+            sample_csv(template.params),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="task-{template.id}.csv"'},
+        )
 
     @api.get("", summary="List tasks, newest first")
     async def list_(
