@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query, Response
 
 from postwire_common.errors import InvalidValue, NotFound
 from postwire_common.http.auth import CurrentPrincipal
+from postwire_common.http.cursors import decode_cursor, encode_cursor
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_common.instants import Instant
 from postwire_common.schemas import MNS_EVENT_TYPES, EventType, SendMethod
-from postwire_events.cursors import decode_cursor, encode_cursor
 from postwire_events.status import STATUSES
 from postwire_events.store import EventsStore, MessageQuery
 

@@ -10,11 +10,11 @@ from pydantic import Field
 
 from postwire_common.addresses import normalize_address
 from postwire_common.http.auth import CurrentPrincipal
+from postwire_common.http.cursors import decode_cursor, encode_cursor
 from postwire_common.http.envelope import ok
 from postwire_common.http.models import RequestModel
 from postwire_common.http.routes import ApiRoute
 from postwire_common.schemas import SuppressionReason
-from postwire_events.cursors import decode_cursor, encode_cursor
 from postwire_events.suppression_store import SuppressionStore
 from postwire_events.suppressions import Suppression
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from postwire_common.errors import InvalidValue, NotFound
 from postwire_common.http.auth import AdminAccess
+from postwire_common.http.cursors import decode_cursor, encode_cursor
 from postwire_common.http.envelope import envelope_response, ok
 from postwire_common.http.routes import ApiRoute
 from postwire_ingest import accounts
@@ -17,8 +18,6 @@ from postwire_ingest.api.template_models import CreateTemplate, RejectTemplate, 
 from postwire_ingest.api.templates import (
     content_body,
     created,
-    decode_cursor,
-    encode_cursor,
     present,
     read_content,
     summary,

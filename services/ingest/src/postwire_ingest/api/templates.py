@@ -6,9 +6,6 @@ part named ``html``; both are read here (``read_content``), after the caller is 
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -19,9 +16,10 @@ from starlette.datastructures import UploadFile
 from postwire_common.errors import InvalidValue
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.body import parse_model, read_body
+from postwire_common.http.cursors import decode_cursor, encode_cursor
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
-from postwire_common.instants import Instant, in_range
+from postwire_common.instants import Instant
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.api.template_models import (
     PARAMS,
@@ -98,19 +96,6 @@ async def read_content(request: Request, model: type[C]) -> C:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from None
-
-
-def encode_cursor(when: datetime, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{when.isoformat()}|{key}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, key = raw.split("|", 1)
-        return in_range(datetime.fromisoformat(when)), key
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidValue("cursor is not one this API returned") from None
 
 
 def summary(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Page cursors of the events service's listings: (time, key) of the last row, opaque."""
+"""Page cursors of listings ordered by (time, key): the last row's, opaque to callers."""
 
 from __future__ import annotations
 
