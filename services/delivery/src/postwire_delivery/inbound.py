@@ -46,6 +46,7 @@ MAX_RECIPIENTS = 10
 PER_IP = 20
 IDLE_TIMEOUT = 60.0
 DOMAINS_TTL = 60.0
+NOT_OURS_TTL = 1.0
 
 
 class Reports:
@@ -55,7 +56,10 @@ class Reports:
         self._store = store
         self._bounce_domain = bounce_domain.lower()
         self._wake = wake
-        self._domains: TtlCache[str, set[str]] = TtlCache(DOMAINS_TTL)
+        # Per domain, briefly: a refused RCPT (a relay attempt) costs one small query per
+        # domain and second at most, and a domain that has just sent is seen at once.
+        self._ours: TtlCache[str, bool] = TtlCache(DOMAINS_TTL)
+        self._not_ours: TtlCache[str, bool] = TtlCache(NOT_OURS_TTL)
 
     async def accepts(self, address: str) -> bool:
         """Mail for our bounce domain, or a domain we send for (its MX may point here)."""
@@ -64,11 +68,13 @@ class Reports:
             return False
         if domain == self._bounce_domain:
             return True
-        domains = self._domains.get("all")
-        if domains is None or domain not in domains:
-            domains = await self._store.sending_domains()  # a new domain is seen at once
-            self._domains.put("all", domains)
-        return domain in domains
+        if self._ours.get(domain):
+            return True
+        if self._not_ours.get(domain):
+            return False
+        ours = await self._store.signs_for(domain)
+        (self._ours if ours else self._not_ours).put(domain, True)
+        return ours
 
     async def take(self, raw: bytes, envelope_rcpt: str) -> str:
         """Act on one received message; what it was (for the log and the metric)."""

@@ -316,10 +316,12 @@ class DeliveryStore:
         )
         return new
 
-    async def sending_domains(self) -> set[str]:
-        """Domains mail has been signed for: the inbound MX accepts reports for them."""
-        rows = await self.pool.fetch("SELECT DISTINCT domain FROM delivery.signing_keys")
-        return {r["domain"] for r in rows}
+    async def signs_for(self, domain: str) -> bool:
+        """Whether mail has been signed for ``domain``: the inbound MX takes reports for it."""
+        found: bool = await self.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM delivery.signing_keys WHERE domain = $1)", domain
+        )
+        return found
 
     async def remove_domain(self, tenant_id: str, domain: str) -> int:
         """The account deleted ``domain``: note it, and drop the keys no queued mail needs

@@ -15,7 +15,7 @@ from postwire_common.broker import topology
 from postwire_common.broker.outbox import outbox_columns
 from postwire_common.broker.publish import Outgoing
 from postwire_common.crypto import Keyring
-from postwire_common.errors import AlreadyExists, NotFound
+from postwire_common.errors import AlreadyExists, NotAvailable, NotFound
 from postwire_common.schemas import DomainRemoved
 
 DKIM_KEY_COLUMNS = ("dkim_private_key", "dkim_next_private_key", "dkim_ed25519_private_key")
@@ -52,8 +52,6 @@ class DomainStore:
                 "SELECT count(*) FROM ingest.domains WHERE account_id = $1", account_id
             )
             if count >= max_domains:
-                from postwire_common.errors import NotAvailable
-
                 raise NotAvailable(f"an account can have at most {max_domains} domains")
             try:
                 row = await conn.fetchrow(

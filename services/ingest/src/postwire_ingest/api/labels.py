@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -11,18 +10,11 @@ from postwire_common.errors import InvalidValue
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
+from postwire_common.ids import checked_id
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.api.models import CreateLabel
 from postwire_ingest.limits import MAX_LABELS_PER_ACCOUNT
 from postwire_ingest.sending import check_label
-
-_ID = re.compile(r"[0-9A-Z]{26}")
-
-
-def _id(value: str, field: str) -> str:
-    if not _ID.fullmatch(value):
-        raise InvalidValue(f"{field} is not a label id this API returned")
-    return value
 
 
 def router(ctx: IngestContext) -> APIRouter:
@@ -49,14 +41,14 @@ def router(ctx: IngestContext) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         cursor: Annotated[str | None, Query(description="next_cursor of the last page")] = None,
     ) -> Response:
-        after = _id(cursor, "cursor") if cursor else None
+        after = checked_id(cursor, "cursor") if cursor else None
         rows = await store.list(principal.tenant_id, after=after, limit=limit)
         next_cursor = rows[-1]["id"] if len(rows) == limit else None
         return ok({"labels": rows, "next_cursor": next_cursor})
 
     @api.get("/{label_id}", summary="Show a label")
     async def show(label_id: str, principal: CurrentPrincipal) -> Response:
-        return ok(await store.get(principal.tenant_id, _id(label_id, "label id")))
+        return ok(await store.get(principal.tenant_id, checked_id(label_id, "label id")))
 
     @api.delete(
         "/{label_id}",
@@ -64,7 +56,7 @@ def router(ctx: IngestContext) -> APIRouter:
         description="Mail already sent keeps its label in sending details.",
     )
     async def delete(label_id: str, principal: CurrentPrincipal) -> Response:
-        await store.delete(principal.tenant_id, _id(label_id, "label id"))
+        await store.delete(principal.tenant_id, checked_id(label_id, "label id"))
         ctx.labels.forget(principal.tenant_id)
         return ok(None)
 

@@ -3,7 +3,6 @@ recipients; see ``tasks.py`` for how they run."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
@@ -17,7 +16,7 @@ from postwire_common.errors import InvalidValue, MissingMacros
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
-from postwire_common.ids import new_id
+from postwire_common.ids import checked_id, new_id
 from postwire_common.instants import Instant
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.api.models import RecipientIn, Strict
@@ -27,7 +26,6 @@ from postwire_ingest.tasks import MAX_TYPED_RECIPIENTS, sample_csv, typed_recipi
 from postwire_ingest.templates import check_type, render
 
 MAX_SCHEDULE_AHEAD = timedelta(days=365)
-_ID = re.compile(r"[0-9A-Z]{26}")
 
 
 class CreateTask(Strict):
@@ -49,12 +47,6 @@ class CreateTask(Strict):
 
 class TaskState(Strict):
     state: Literal["cancelled"] = Field(description="Only cancelling is possible.")
-
-
-def _id(value: str, field: str) -> str:
-    if not _ID.fullmatch(value):
-        raise InvalidValue(f"{field} is not a task id this API returned")
-    return value
 
 
 def router(ctx: IngestContext) -> APIRouter:
@@ -135,14 +127,14 @@ def router(ctx: IngestContext) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(description="next_cursor of the last page")] = None,
     ) -> Response:
-        after = _id(cursor, "cursor") if cursor else None
+        after = checked_id(cursor, "cursor") if cursor else None
         rows = await store.list(principal.tenant_id, after=after, limit=limit)
         next_cursor = rows[-1]["id"] if len(rows) == limit else None
         return ok({"tasks": rows, "next_cursor": next_cursor})
 
     @api.get("/{task_id}", summary="A task: its state and counts")
     async def show(task_id: str, principal: CurrentPrincipal) -> Response:
-        return ok(await store.get(principal.tenant_id, _id(task_id, "task id")))
+        return ok(await store.get(principal.tenant_id, checked_id(task_id, "task id")))
 
     @api.put(
         "/{task_id}/state",
@@ -152,6 +144,6 @@ def router(ctx: IngestContext) -> APIRouter:
     )
     async def set_state(task_id: str, body: TaskState, principal: CurrentPrincipal) -> Response:
         del body  # the only state a caller may set
-        return ok(await store.cancel(principal.tenant_id, _id(task_id, "task id")))
+        return ok(await store.cancel(principal.tenant_id, checked_id(task_id, "task id")))
 
     return api
