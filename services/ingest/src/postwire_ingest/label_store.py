@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -49,13 +50,18 @@ class LabelStore:
         assert row is not None
         return dict(row)
 
-    async def list(self, account_id: str, *, after: str | None, limit: int) -> list[dict[str, Any]]:
-        """Labels in id (creation) order, ``limit`` after the id ``after``."""
+    async def list(
+        self, account_id: str, *, after: tuple[datetime, str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Labels oldest first, ``limit`` after the (created_at, id) ``after``. Ids made in
+        the same millisecond do not sort by creation, so the time orders."""
         rows = await self.pool.fetch(
             "SELECT id, name, created_at FROM ingest.labels WHERE account_id = $1 "
-            "AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            "AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) "
+            "ORDER BY created_at, id LIMIT $4",
             account_id,
-            after,
+            after[0] if after else None,
+            after[1] if after else None,
             limit,
         )
         return [dict(r) for r in rows]

@@ -71,13 +71,17 @@ class TaskStore:
             raise NotFound(f"no task {task_id}")
         return shown(row)
 
-    async def list(self, account_id: str, *, after: str | None, limit: int) -> list[dict[str, Any]]:
-        """Newest first; ``after`` is the id of the last task of the previous page."""
+    async def list(
+        self, account_id: str, *, after: tuple[datetime, str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Newest first; ``after`` is the (created_at, id) of the previous page's last."""
         rows = await self.pool.fetch(
             f"SELECT {_SHOWN} FROM ingest.tasks WHERE account_id = $1 "  # noqa: S608
-            "AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            "AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) "
+            "ORDER BY created_at DESC, id DESC LIMIT $4",
             account_id,
-            after,
+            after[0] if after else None,
+            after[1] if after else None,
             limit,
         )
         return [shown(r) for r in rows]

@@ -43,7 +43,7 @@ async def test_create_list_show_delete(pool: asyncpg.Pool) -> None:
     assert (await store.create(other, "label-0", 100))["id"] != made[0]["id"]  # per account
 
     first = await store.list(me, after=None, limit=3)
-    rest = await store.list(me, after=first[-1]["id"], limit=3)
+    rest = await store.list(me, after=(first[-1]["created_at"], first[-1]["id"]), limit=3)
     assert [r["name"] for r in first + rest] == [f"label-{n}" for n in range(5)]
     assert (await store.get(me, made[2]["id"]))["name"] == "label-2"
     with pytest.raises(NotFound):

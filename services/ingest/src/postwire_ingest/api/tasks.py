@@ -14,6 +14,7 @@ from pydantic import Field
 from postwire_common.addresses import parse_mailbox
 from postwire_common.errors import InvalidValue, MissingMacros
 from postwire_common.http.auth import CurrentPrincipal
+from postwire_common.http.cursors import decode_cursor, encode_cursor
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_common.ids import checked_id, new_id
@@ -127,9 +128,10 @@ def router(ctx: IngestContext) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(description="next_cursor of the last page")] = None,
     ) -> Response:
-        after = checked_id(cursor, "cursor") if cursor else None
+        after = decode_cursor(cursor) if cursor else None
         rows = await store.list(principal.tenant_id, after=after, limit=limit)
-        next_cursor = rows[-1]["id"] if len(rows) == limit else None
+        last = rows[-1] if len(rows) == limit else None
+        next_cursor = encode_cursor(last["created_at"], last["id"]) if last else None
         return ok({"tasks": rows, "next_cursor": next_cursor})
 
     @api.get("/{task_id}", summary="A task: its state and counts")
