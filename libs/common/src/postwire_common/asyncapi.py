@@ -34,6 +34,7 @@ from postwire_common.schemas import (
     EventType,
     OutboundBatches,
     SuppressionChanges,
+    TaskCounts,
 )
 
 __all__ = ["ACCOUNT_QUEUE_FIELDS", "CONSUMERS", "PUBLICATIONS", "document", "install"]
@@ -67,6 +68,8 @@ PUBLICATIONS: tuple[Publication, ...] = (
                 "Bounces and complaints received after delivery: failed, spam_report."),
     Publication("events", topology.SUPPRESSIONS, topology.SUPPRESSIONS_KEY,
                 SuppressionChanges, "Addresses added to or removed from suppression lists."),
+    Publication("events", topology.TASKS, topology.TASK_COUNTS_KEY, TaskCounts,
+                "Delivered and failed counts of tasks that changed, at most every second."),
 )  # fmt: skip
 
 # Work queue -> (the service that consumes it, the message it reads).
@@ -76,6 +79,7 @@ CONSUMERS: dict[str, tuple[str, type[BaseModel]]] = {
     topology.EVENTS_LOG.queue.name: ("events", EventBatch),
     topology.NOTIFIER_EVENTS.queue.name: ("notifier", EventBatch),
     topology.INGEST_SUPPRESSIONS.queue.name: ("ingest", SuppressionChanges),
+    topology.INGEST_TASK_COUNTS.queue.name: ("ingest", TaskCounts),
 }
 
 # The fields of an account queue message, in their order (the Aliyun seed's, API.md).

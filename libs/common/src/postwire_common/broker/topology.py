@@ -7,6 +7,7 @@
     postwire.events     (topic)   --#-------->   events.log          [events]     EventBatch
                                   --#-------->   notifier.events     [notifier]   EventBatch
     postwire.suppressions (direct) --changes-->  ingest.suppressions [ingest]     SuppressionChanges
+    postwire.tasks      (direct)  --counts---->  ingest.task_counts  [ingest]     TaskCounts
     postwire.dead       (direct)  --<queue>-->   <queue>.dead        (failed past the limit)
                                                  <queue>.parked      (re-driven too often)
     postwire.deployment (queue)   marker: its arguments name the deployment's database
@@ -38,10 +39,12 @@ OUTBOUND = RabbitExchange("postwire.outbound", type=ExchangeType.DIRECT, durable
 EVENTS = RabbitExchange("postwire.events", type=ExchangeType.TOPIC, durable=True)
 DEAD = RabbitExchange("postwire.dead", type=ExchangeType.DIRECT, durable=True)
 SUPPRESSIONS = RabbitExchange("postwire.suppressions", type=ExchangeType.DIRECT, durable=True)
+TASKS = RabbitExchange("postwire.tasks", type=ExchangeType.DIRECT, durable=True)
 
 OUTBOUND_KEY = "outbound"
 DOMAINS_KEY = "domains"
 SUPPRESSIONS_KEY = "changes"
+TASK_COUNTS_KEY = "counts"
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ NOTIFIER_EVENTS = Route(work_queue("notifier.events", "#"), EVENTS, "#")
 INGEST_SUPPRESSIONS = Route(
     work_queue("ingest.suppressions", SUPPRESSIONS_KEY), SUPPRESSIONS, SUPPRESSIONS_KEY
 )
+INGEST_TASK_COUNTS = Route(
+    work_queue("ingest.task_counts", TASK_COUNTS_KEY), TASKS, TASK_COUNTS_KEY
+)
 
 ROUTES: tuple[Route, ...] = (
     DELIVERY_INTAKE,
@@ -105,5 +111,6 @@ ROUTES: tuple[Route, ...] = (
     EVENTS_LOG,
     NOTIFIER_EVENTS,
     INGEST_SUPPRESSIONS,
+    INGEST_TASK_COUNTS,
 )
-EXCHANGES: tuple[RabbitExchange, ...] = (OUTBOUND, EVENTS, DEAD, SUPPRESSIONS)
+EXCHANGES: tuple[RabbitExchange, ...] = (OUTBOUND, EVENTS, DEAD, SUPPRESSIONS, TASKS)

@@ -11,6 +11,8 @@ class                  producer                    meaning
                                                    account's suppression list (to ingest)
 ``DomainRemoved``      ingest                      a sender domain was deleted: its DKIM
                                                    keys go (to delivery)
+``TaskCounts``         events                      delivered and failed counts of sending
+                                                   tasks (to ingest, which owns the tasks)
 =====================  ==========================  ==================================
 """
 
@@ -37,6 +39,7 @@ from postwire_common.schemas.suppressions import (
     SuppressionChanges,
     SuppressionReason,
 )
+from postwire_common.schemas.tasks import TaskCount, TaskCounts
 
 # Every class sent on the bus as a whole message; ``postwire_common.asyncapi`` documents
 # each, and its test checks that the services publish and subscribe to no other.
@@ -45,6 +48,7 @@ BUS_MESSAGES: tuple[type[BaseModel], ...] = (
     EventBatch,
     SuppressionChanges,
     DomainRemoved,
+    TaskCounts,
 )
 
 __all__ = [
@@ -63,5 +67,7 @@ __all__ = [
     "SuppressionChange",
     "SuppressionChanges",
     "SuppressionReason",
+    "TaskCount",
+    "TaskCounts",
     "TlsMode",
 ]
