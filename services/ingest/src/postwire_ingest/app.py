@@ -2,7 +2,8 @@
 
 Process model: one asyncio loop runs the HTTP API (uvicorn, built by
 ``postwire_common.http.app``) and the outbox relay task. ingest consumes
-``SuppressionChanges`` (its copy of the suppression lists, filtered at accept time); it
+``SuppressionChanges`` (its copy of the suppression lists, filtered at accept time) and
+``TaskCounts`` (its tasks' delivered and failed counts, counted by events); it
 stores each request's content once (``postwire_common.content``) and
 publishes ``RecipientBatch`` (ids) to ``postwire.outbound`` and ``EventBatch`` of request
 events to ``postwire.events``, only through its outbox. Scale by adding replicas:
@@ -42,7 +43,7 @@ from postwire_ingest.tls_policy_store import TlsPolicyStore
 
 class IngestService(Service):
     name = "ingest"
-    consumes = (topology.INGEST_SUPPRESSIONS.queue.name,)
+    consumes = (topology.INGEST_SUPPRESSIONS.queue.name, topology.INGEST_TASK_COUNTS.queue.name)
     body_limits = MappingProxyType(
         {
             ("POST", "/v1/messages"): MAX_REQUEST_BYTES,
@@ -80,7 +81,7 @@ class IngestService(Service):
         )
         self.tasks = TaskRunner(context.tasks, templates, sender, self.store)
         self._routers = routers(context)
-        handlers.register(self.broker, self.store)
+        handlers.register(self.broker, self.store, context.tasks)
         self.retention = Retention(
             self.pool, [History("ingest.idempotency_keys", settings.idempotency_retention)]
         )
