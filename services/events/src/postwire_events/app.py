@@ -6,9 +6,12 @@ the HTTP routes read the status view and event log, and keep suppression lists. 
 ``EventBatch`` from ``postwire.events`` (the notifier consumes the same events in parallel
 from its own queue); publishes ``SuppressionChanges`` (to ingest) through its outbox,
 written in the transaction that changes a list: hard bounces, complaints and unsubscribes
-as their events are recorded, and the API's additions and removals. Scale by adding
-replicas: recording is idempotent per event_id and the status update is conditional, so
-order between replicas does not matter.
+as their events are recorded, and the API's additions and removals; and ``TaskCounts``
+(to ingest): each task's delivered and failed counts change in the transaction that moves
+a message's status, and a flusher task writes the changed ones to the outbox at most once
+a second (``task_counts.py``). Scale by adding replicas: recording is idempotent per
+event_id and the status update is conditional, so order between replicas does not
+matter; flushers skip each other's rows.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from postwire_common.service import Service
 from postwire_events import api, handlers, suppressions_api
 from postwire_events.store import EventsStore
 from postwire_events.suppression_store import OUTBOX_TABLE, SuppressionStore
+from postwire_events.task_count_store import TaskCountStore
+from postwire_events.task_counts import TaskCountsFlusher
 
 
 class EventsService(Service):
@@ -40,7 +45,8 @@ class EventsService(Service):
             batch=settings.outbox_batch,
             linger=settings.outbox_linger,
         )
-        self.store = EventsStore(self.pool, announced=self.relay.wake)
+        self.counts = TaskCountsFlusher(TaskCountStore(self.pool).flush, self.relay.wake)
+        self.store = EventsStore(self.pool, announced=self.relay.wake, counted=self.counts.wake)
         handlers.register(self.broker, self.store, concurrency=64)
         suppressions = SuppressionStore(self.pool, announced=self.relay.wake)
         self._routers = [api.router(self.store), suppressions_api.router(suppressions)]
@@ -55,6 +61,7 @@ class EventsService(Service):
     async def on_start(self) -> None:
         await self.retention.run_once()  # today's partitions exist before events arrive
         self.spawn(self.retention.run(), "retention")
+        self.spawn(self.counts.run(), "task counts")
         self.relay.start()
 
     async def stop(self) -> None:

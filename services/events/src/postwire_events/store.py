@@ -10,15 +10,18 @@ from typing import Any
 import asyncpg
 
 from postwire_common.schemas import MailEvent
-from postwire_events import suppression_store
+from postwire_events import suppression_store, task_count_store
 from postwire_events.status import TERMINAL_RANK, status_of
 from postwire_events.suppressions import from_events
+from postwire_events.task_counts import COUNTED_AS, Ended
 
 # One statement for a whole batch of events: log the new ones, then create or advance
 # each message's row with the winning status of the batch (merged in Python first: one
 # statement cannot update a row twice). Forward only: a higher rank wins, equal ranks
 # below terminal go by time, terminal never changes. Rows are written in key order so
-# concurrent batches of several replicas lock in the same order.
+# concurrent batches of several replicas lock in the same order. It also returns the
+# rows it leaves with a task and a counted status, with what each counted until now
+# (the upsert leaves ``counted`` as it was; see task_counts.py).
 _RECORD_MANY = """
 WITH logged AS (
     INSERT INTO events.event_log (event_id, env_id, tenant_id, event, time, status,
@@ -47,8 +50,14 @@ WITH logged AS (
         err_code = CASE WHEN adv THEN EXCLUDED.err_code ELSE m.err_code END,
         err_msg = CASE WHEN adv THEN EXCLUDED.err_msg ELSE m.err_msg END,
         updated_at = now()
+    RETURNING env_id, tenant_id, task_id, status, counted
 )
-SELECT event_id FROM logged
+SELECT event_id, NULL AS env_id, NULL AS tenant_id, NULL AS task_id, NULL AS status,
+    NULL AS counted
+FROM logged
+UNION ALL
+SELECT NULL, env_id, tenant_id, task_id, status, counted FROM status
+WHERE task_id IS NOT NULL AND status = ANY($28::text[])
 """.replace(
     "adv",
     "(EXCLUDED.status_rank > m.status_rank OR (EXCLUDED.status_rank = m.status_rank "
@@ -106,9 +115,15 @@ class MessageQuery:
 
 
 class EventsStore:
-    def __init__(self, pool: asyncpg.Pool, announced: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        announced: Callable[[], None] = lambda: None,
+        counted: Callable[[], None] = lambda: None,
+    ) -> None:
         self.pool = pool
-        self.announced = announced
+        self.announced = announced  # wakes the outbox relay
+        self.counted = counted  # wakes the task counts flusher
 
     async def record_many(self, events: Sequence[MailEvent]) -> list[bool]:
         """Log ``events`` and apply them to their messages' status, in one statement;
@@ -119,13 +134,17 @@ class EventsStore:
             [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(17)]
         )
         async with self.pool.acquire() as conn, conn.transaction():
-            new = await self._record(conn, logged, columns)
+            new, ended = await self._record(conn, logged, columns)
             # New events only: a redelivered bounce must not undo a manual removal.
             added = await suppression_store.add(
                 conn, from_events([e for e in logged if e.event_id in new])
             )
+            # Last: a big task's row is hot, so its lock is held only until the commit.
+            counted = await task_count_store.add(conn, ended)
         if added:
-            self.announced()  # wakes the outbox relay
+            self.announced()
+        if counted:
+            self.counted()
         seen: set[str] = set()
         result = []
         for e in events:  # a duplicate within the batch is new only once
@@ -136,24 +155,30 @@ class EventsStore:
     @staticmethod
     async def _record(
         conn: asyncpg.Connection, logged: Sequence[MailEvent], columns: list[list[Any]]
-    ) -> set[str]:
-        return {
-            r["event_id"]
-            for r in await conn.fetch(
-                _RECORD_MANY,
-                [e.event_id for e in logged],
-                [e.env_id for e in logged],
-                [e.tenant_id for e in logged],
-                [e.event.value for e in logged],
-                [e.time for e in logged],
-                [e.status for e in logged],
-                [e.err_code for e in logged],
-                [e.err_msg for e in logged],
-                [e.url for e in logged],
-                [e.attempt for e in logged],
-                *columns,
-            )
-        }
+    ) -> tuple[set[str], list[Ended]]:
+        """The ids of the new events, and the task messages left with a counted status."""
+        rows = await conn.fetch(
+            _RECORD_MANY,
+            [e.event_id for e in logged],
+            [e.env_id for e in logged],
+            [e.tenant_id for e in logged],
+            [e.event.value for e in logged],
+            [e.time for e in logged],
+            [e.status for e in logged],
+            [e.err_code for e in logged],
+            [e.err_msg for e in logged],
+            [e.url for e in logged],
+            [e.attempt for e in logged],
+            *columns,
+            list(COUNTED_AS),
+        )
+        new = {r["event_id"] for r in rows if r["event_id"] is not None}
+        ended = [
+            Ended(r["env_id"], r["tenant_id"], r["task_id"], r["status"], r["counted"])
+            for r in rows
+            if r["event_id"] is None
+        ]
+        return new, ended
 
     async def message(self, tenant_id: str, env_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
