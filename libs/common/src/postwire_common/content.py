@@ -105,6 +105,17 @@ class ContentStore:
             content.tracking,
         )
 
+    async def put_many(
+        self, account_id: str, contents: Sequence[tuple[str, StoredContent]]
+    ) -> None:
+        """Several contents of one request (a template with per-recipient values) in one
+        round trip."""
+        await self._pool.executemany(
+            "INSERT INTO ingest.contents (id, account_id, head, body, tracking) "
+            "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (id) DO NOTHING",
+            [(cid, account_id, c.head, c.body, c.tracking) for cid, c in contents],
+        )
+
     async def get(self, content_id: str) -> StoredContent:
         found = self._cache.get(content_id)
         if found is not None:

@@ -290,8 +290,7 @@ class Sender:
 
         large = any(c.size > INLINE_COMPOSE_BYTES for _, c in contents)
         if command.idempotency_key or large:
-            for content_id, prepared in contents:
-                await self._contents.put(content_id, principal.tenant_id, prepared)
+            await self._contents.put_many(principal.tenant_id, contents)
             idempotency = None
             if command.idempotency_key:
                 idempotency = (command.idempotency_key, command.fingerprint, result)

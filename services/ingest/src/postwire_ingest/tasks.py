@@ -1,18 +1,24 @@
-"""Batch sending tasks: checked when made (``api/tasks.py``), started by a runner that
-every ingest process has.
+"""Batch sending tasks: checked when made (``api/tasks.py``), prepared and started by a
+runner that every ingest process has.
 
 ::
 
-    POST /v1/tasks ──▶ recipients checked (bad and duplicate rows reported, not fatal),
-                      the template rendered for each (missing_macros refuses the task)
-                   ──▶ scheduled, send_at (now when absent)
-    runner, every second: claim one due task (SKIP LOCKED, one UPDATE: exactly once)
-                   ──▶ its recipients through the same send path as POST /v1/messages,
-                      100 a request, each under the idempotency key task:<id>:<n>
-                   ──▶ completed with its counts (or failed, saying why)
+    POST /v1/tasks, typed in ──▶ rows checked (bad and duplicate rows reported, not
+                                 fatal), missing_macros refuses the task ──▶ scheduled
+    POST /v1/tasks, a file   ──▶ header checked (missing_macros), the file stored in parts
+                             ──▶ preparing
+    runner, every second: claim one preparing task (SKIP LOCKED) ──▶ its file read row by
+                          row in a worker thread, checked, stored 2,000 rows a batch
+                          ──▶ scheduled (or failed, saying why)
+                        claim one due task (one UPDATE: exactly once) ──▶ its rows in
+                          order through the same send path as POST /v1/messages, 100 a
+                          request, under the idempotency key task:<id>:<first row>,
+                          recording the last row sent ──▶ completed (or failed)
 
-A runner that dies mid-task leaves its lease to run out; the next one sends the batches
-again under the same keys, which answer what was accepted the first time.
+A runner that dies leaves its lease to run out (it is extended with every batch). The
+next one expands a file again from the start, or sends from the last row recorded; a
+batch sent but not recorded goes again under the same key, which answers what was
+accepted the first time.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ import asyncio
 import csv
 import hashlib
 import io
-import json
 import logging
+import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -33,13 +39,14 @@ from postwire_common.errors import InvalidEmail, InvalidValue, PostwireError
 from postwire_common.identity import Principal
 from postwire_common.infra import is_infrastructure
 from postwire_common.schemas import SendMethod
-from postwire_ingest.compose import Content
-from postwire_ingest.limits import MAX_RECIPIENTS
+from postwire_ingest.compose import Attachment, Content
+from postwire_ingest.limits import MAX_RECIPIENTS, MAX_TASK_ROWS
 from postwire_ingest.sending import SendCommand, Sender
 from postwire_ingest.store import IngestStore
+from postwire_ingest.task_files import FileFormat, Header, RowError, check_row, read_header, rows
 from postwire_ingest.task_store import TaskStore
 from postwire_ingest.template_store import TemplateStore
-from postwire_ingest.templates import Status, Template
+from postwire_ingest.templates import Status, Template, used_params
 
 log = logging.getLogger("postwire.ingest.tasks")
 
@@ -79,8 +86,21 @@ def sample_csv(params: Sequence[str]) -> str:
     return out.getvalue()
 
 
+def sample_xlsx(params: Sequence[str]) -> bytes:
+    """The same sample as an XLSX workbook, for spreadsheet users."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("recipients")
+    sheet.append(["address", *params])
+    sheet.append(["someone@example.com", *(f"<{name}>" for name in params)])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
 class TaskRunner:
-    """Starts due tasks and sends them; one per ingest process."""
+    """Expands uploaded tasks and starts due ones; one per ingest process."""
 
     def __init__(
         self,
@@ -88,6 +108,7 @@ class TaskRunner:
         templates: TemplateStore,
         sender: Sender,
         store: IngestStore,
+        attachments: Callable[[str], Awaitable[tuple[Attachment, ...]]] | None = None,
         *,
         interval: float = 1.0,
     ) -> None:
@@ -95,6 +116,7 @@ class TaskRunner:
         self._templates = templates
         self._sender = sender
         self._store = store
+        self._attachments = attachments
         self._interval = interval
         self._owner = f"ingest-{uuid.uuid4().hex[:12]}"
 
@@ -102,7 +124,7 @@ class TaskRunner:
         while True:
             try:
                 if await self.run_once():
-                    continue  # another may be due
+                    continue  # another may be waiting
             except Exception as exc:
                 if not is_infrastructure(exc):
                     log.exception("task runner round failed")
@@ -111,45 +133,97 @@ class TaskRunner:
             await asyncio.sleep(self._interval)
 
     async def run_once(self) -> bool:
-        """Start and send one due task; whether there was one."""
+        """Expand one uploaded task, or send one due task; whether there was one."""
+        return await self.prepare_once() or await self.send_once()
+
+    # --- preparing --------------------------------------------------------------------
+
+    async def prepare_once(self) -> bool:
+        task = await self._tasks.claim_preparing(self._owner, LEASE_SECONDS)
+        if task is None:
+            return False
+        log.info("task file expanding", extra={"task_id": task["id"], "size": task["file_size"]})
+        error = None
+        try:
+            if not await self._expand(task):
+                log.info("task no longer being prepared here", extra={"task_id": task["id"]})
+                return True
+        except (PostwireError, RowError) as exc:
+            error = exc.description if isinstance(exc, PostwireError) else str(exc)
+        await self._tasks.prepared(task["id"], self._owner, error=error)
+        log.info("task file expanded", extra={"task_id": task["id"], "error": error})
+        return True
+
+    async def _expand(self, task: Mapping[str, Any]) -> bool:
+        """The file's rows into the task, a batch at a time; False when the task stopped
+        being ours (cancelled). Reading runs in a worker thread, a batch per call, so
+        the event loop keeps serving requests."""
+        template = await self._template(task)
+        fmt = FileFormat(task["file_format"])
+        with tempfile.TemporaryFile() as file:
+            await self._tasks.copy_file(task["id"], file)
+            file.seek(0)
+            reader = rows(file, fmt)
+            try:
+                header_row = await asyncio.to_thread(next, reader, None)
+                if header_row is None:
+                    raise InvalidValue("file: empty (the first row is the header)")
+                header = read_header(header_row[1], used_params(template))
+                valid = 0
+                while True:
+                    batch = await asyncio.to_thread(_checked_batch, reader, header, template)
+                    if batch is None:
+                        break
+                    recipients, invalid = batch
+                    valid += len(recipients)
+                    if not await self._tasks.add_rows(
+                        task["id"], self._owner, recipients, invalid, LEASE_SECONDS
+                    ):
+                        return False
+            finally:
+                reader.close()
+        if not valid:
+            raise InvalidValue("file: no row with a valid address (see invalid_rows)")
+        return True
+
+    # --- sending ----------------------------------------------------------------------
+
+    async def send_once(self) -> bool:
         task = await self._tasks.claim(self._owner, LEASE_SECONDS)
         if task is None:
             return False
         log.info("task started", extra={"task_id": task["id"], "account": task["account_id"]})
-        queued = suppressed = 0
         error = None
         try:
-            queued, suppressed = await self._send(task)
+            if not await self._send(task):
+                log.warning("task lease lost while sending", extra={"task_id": task["id"]})
+                return True
         except PostwireError as exc:  # the sender or template changed since: say why
             error = exc.description
-        await self._tasks.finish(
-            task["id"], self._owner, queued=queued, suppressed=suppressed, error=error
-        )
-        log.info(
-            "task finished",
-            extra={"task_id": task["id"], "queued": queued, "suppressed": suppressed,
-                   "error": error},
-        )  # fmt: skip
+        await self._tasks.finish(task["id"], self._owner, error=error)
+        log.info("task finished", extra={"task_id": task["id"], "error": error})
         return True
 
-    async def _send(self, task: Mapping[str, Any]) -> tuple[int, int]:
+    async def _send(self, task: Mapping[str, Any]) -> bool:
+        """Every row after ``sent_through``, a batch a request; False when the lease was
+        lost. A batch is keyed by its first row, so a runner taking over mid-task and
+        sending it again gets the first answer back instead of a second message."""
         account_id = task["account_id"]
         template = await self._template(task)
+        attachments = await self._attachments(task["id"]) if self._attachments else ()
         principal = Principal(
             account_id,
             await self._store.account_name(account_id),
             task["api_user"],
             task["user_type"],
         )
-        rows = json.loads(task["recipients"])
-        counts = {"queued": 0, "suppressed": 0}
-        for n, start in enumerate(range(0, len(rows), MAX_RECIPIENTS)):
-            batch = rows[start : start + MAX_RECIPIENTS]
-            key = f"task:{task['id']}:{n}"
+        through = task["sent_through"]
+        while batch := await self._tasks.next_rows(task["id"], through, MAX_RECIPIENTS):
+            key = f"task:{task['id']}:{batch[0]['row']}"
             command = SendCommand(
                 sender=task["sender"],
                 to=[r["address"] for r in batch],
-                content=Content(subject=""),
+                content=Content(subject="", attachments=attachments),
                 label=task["label"],
                 idempotency_key=key,
                 fingerprint=hashlib.sha256(key.encode()).digest(),
@@ -159,9 +233,15 @@ class TaskRunner:
                 task_id=task["id"],
                 recipient_variables={r["address"].lower(): r["variables"] for r in batch},
             )
+            counts = {"queued": 0, "suppressed": 0}
             for message in await self._sender.send(principal, command):
                 counts[message["status"]] += 1
-        return counts["queued"], counts["suppressed"]
+            through = batch[-1]["row"]
+            if not await self._tasks.sent(
+                task["id"], self._owner, through=through, lease=LEASE_SECONDS, **counts
+            ):
+                return False
+        return True
 
     async def _template(self, task: Mapping[str, Any]) -> Template:
         """The version the task was made with (its subject replaced when the task gives
@@ -174,3 +254,27 @@ class TaskRunner:
         if task["subject"]:
             template = replace(template, subject=task["subject"])
         return template
+
+
+ROWS_PER_BATCH = 2000  # rows read, checked and stored together while expanding
+
+
+def _checked_batch(
+    reader: Iterator[tuple[int, list[str]]], header: Header, template: Template
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The next rows of the file, checked; None at its end."""
+    recipients: list[dict[str, Any]] = []
+    invalid: list[dict[str, Any]] = []
+    read = 0
+    for number, cells in reader:
+        if number > MAX_TASK_ROWS + 1:
+            raise RowError(number, f"a task has at most {MAX_TASK_ROWS} recipient rows")
+        good, bad = check_row(number, cells, header, template)
+        if good is not None:
+            recipients.append(good)
+        elif bad is not None:
+            invalid.append(bad)
+        read += 1
+        if read == ROWS_PER_BATCH:
+            break
+    return (recipients, invalid) if read else None

@@ -234,6 +234,25 @@ def _fill(text: str | None, values: Mapping[str, str], escape: bool) -> str | No
     return _PARAM.sub(value, text)
 
 
+def check_values(template: Content, variables: Mapping[str, str]) -> None:
+    """What ``render`` refuses, without rendering: ``missing_macros`` naming every
+    parameter without a value, ``invalid_value`` for a subject value that could break
+    the header. A task checks each of its rows with this (rendering a large HTML body per
+    row would cost far more than the check)."""
+    missing = [name for name in used_params(template) if name not in variables]
+    if missing:
+        raise MissingMacros(f"no value for template parameters: {', '.join(missing)}")
+    for name in dict.fromkeys(_names(template.subject)):
+        check_header_value(f"variables.{name} (used in the subject)", variables[name])
+
+
+def used_params(template: Content) -> tuple[str, ...]:
+    """The parameters a template's texts use, in order of first use (unchecked: for a
+    template already stored, whose subject a task may have replaced)."""
+    texts = (template.subject, template.text, template.html)
+    return tuple(dict.fromkeys(name for text in texts for name in _names(text)))
+
+
 def render(template: Content, variables: Mapping[str, str]) -> Rendered:
     """The template's texts with every parameter replaced by its value, in one pass.
 
@@ -241,13 +260,7 @@ def render(template: Content, variables: Mapping[str, str]) -> Rendered:
     does not use are ignored. Values are HTML-escaped in the HTML body (as text: a value
     is not checked as a URL); a value used in the subject must not hold a line break or
     another control character (``invalid_value``)."""
-    texts = (template.subject, template.text, template.html)
-    used = dict.fromkeys(name for text in texts for name in _names(text))
-    missing = [name for name in used if name not in variables]
-    if missing:
-        raise MissingMacros(f"no value for template parameters: {', '.join(missing)}")
-    for name in dict.fromkeys(_names(template.subject)):
-        check_header_value(f"variables.{name} (used in the subject)", variables[name])
+    check_values(template, variables)
     subject = _fill(template.subject, variables, escape=False)
     assert subject is not None
     return Rendered(
