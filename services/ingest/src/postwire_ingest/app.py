@@ -29,9 +29,15 @@ from postwire_ingest.api import IngestContext, routers
 from postwire_ingest.domain_checks import DomainChecker
 from postwire_ingest.label_store import LabelStore
 from postwire_ingest.labels import Labels
-from postwire_ingest.limits import MAX_REQUEST_BYTES, MAX_TEMPLATE_REQUEST_BYTES
+from postwire_ingest.limits import (
+    MAX_REQUEST_BYTES,
+    MAX_TASK_ATTACHMENT_REQUEST_BYTES,
+    MAX_TASK_REQUEST_BYTES,
+    MAX_TEMPLATE_REQUEST_BYTES,
+)
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import OUTBOX_TABLE, IngestStore
+from postwire_ingest.task_attachment_store import TaskAttachmentStore
 from postwire_ingest.task_store import TaskStore
 from postwire_ingest.tasks import TaskRunner
 from postwire_ingest.template_review_store import TemplateReviewStore
@@ -47,6 +53,8 @@ class IngestService(Service):
     body_limits = MappingProxyType(
         {
             ("POST", "/v1/messages"): MAX_REQUEST_BYTES,
+            ("POST", "/v1/tasks"): MAX_TASK_REQUEST_BYTES,
+            ("POST", "/v1/tasks/{task_id}/attachments"): MAX_TASK_ATTACHMENT_REQUEST_BYTES,
             **dict.fromkeys(TEMPLATE_CONTENT_ROUTES, MAX_TEMPLATE_REQUEST_BYTES),
         }
     )
@@ -78,8 +86,11 @@ class IngestService(Service):
             templates,
             TemplateReviewStore(self.pool),
             TaskStore(self.pool),
+            TaskAttachmentStore(self.pool),
         )
-        self.tasks = TaskRunner(context.tasks, templates, sender, self.store)
+        self.tasks = TaskRunner(
+            context.tasks, templates, sender, self.store, context.task_attachments.for_task
+        )
         self._routers = routers(context)
         handlers.register(self.broker, self.store, context.tasks)
         self.retention = Retention(

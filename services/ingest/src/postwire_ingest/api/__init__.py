@@ -9,6 +9,7 @@ from postwire_ingest.api import (
     labels,
     messages,
     senders,
+    task_attachments,
     tasks,
     templates,
     tls_policies,
@@ -27,6 +28,7 @@ def routers(context: IngestContext) -> list[APIRouter]:
         templates.router(context),
         messages.router(context),
         tasks.router(context),
+        task_attachments.router(context),
     ]
 
 

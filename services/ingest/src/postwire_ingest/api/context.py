@@ -9,6 +9,7 @@ from postwire_ingest.domain_checks import DomainChecker
 from postwire_ingest.labels import Labels
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import IngestStore
+from postwire_ingest.task_attachment_store import TaskAttachmentStore
 from postwire_ingest.task_store import TaskStore
 from postwire_ingest.template_review_store import TemplateReviewStore
 from postwire_ingest.template_store import TemplateStore
@@ -26,3 +27,4 @@ class IngestContext:
     templates: TemplateStore
     template_reviews: TemplateReviewStore
     tasks: TaskStore
+    task_attachments: TaskAttachmentStore
