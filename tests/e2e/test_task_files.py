@@ -101,6 +101,12 @@ async def test_a_csv_task_reports_bad_rows_by_number_and_sends_the_rest(
     [to_bob] = mx.for_rcpt(bob)
     assert to_bob.message["Subject"] == "Offer for Bob, Jr."
 
+    async def counted() -> dict[str, Any] | None:
+        task = result(await tenant.client("ingest").get(f"/v1/tasks/{made['id']}"))
+        return task if (task["delivered"], task["failed"]) == (2, 0) else None
+
+    await eventually(counted, within=30, what="the task's delivered count from events")
+
     page = result(
         await tenant.client("ingest").get(
             f"/v1/tasks/{made['id']}/invalid-rows", params={"after": 3, "limit": 1}

@@ -34,7 +34,11 @@ def register(broker: RabbitBroker, store: IngestStore, tasks: TaskStore) -> None
     async def on_counts(message: TaskCounts) -> None:
         for count in newest(message.counts):
             await tasks.record_counts(
-                count.tenant_id, count.task_id, delivered=count.delivered, failed=count.failed
+                count.tenant_id,
+                count.task_id,
+                delivered=count.delivered,
+                failed=count.failed,
+                time=count.time,
             )
 
 

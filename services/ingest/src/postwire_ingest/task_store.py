@@ -312,17 +312,19 @@ class TaskStore:
         )
 
     async def record_counts(
-        self, account_id: str, task_id: str, *, delivered: int, failed: int
+        self, account_id: str, task_id: str, *, delivered: int, failed: int, time: datetime
     ) -> None:
-        """What the events service last counted (``TaskCounts``): absolute figures that
-        only grow, so a late or repeated report changes nothing."""
+        """What the events service counted at ``time`` (``TaskCounts``): absolute figures,
+        applied only when newer than those recorded, so a late or repeated report changes
+        nothing (and a bounce after delivery can lower ``delivered``)."""
         await self.pool.execute(
-            "UPDATE ingest.tasks SET delivered = GREATEST(delivered, $3), "
-            "failed = GREATEST(failed, $4) WHERE account_id = $1 AND id = $2",
+            "UPDATE ingest.tasks SET delivered = $3, failed = $4, counts_at = $5 "
+            "WHERE account_id = $1 AND id = $2 AND (counts_at IS NULL OR counts_at < $5)",
             account_id,
             task_id,
             delivered,
             failed,
+            time,
         )
 
     @staticmethod

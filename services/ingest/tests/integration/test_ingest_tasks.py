@@ -193,3 +193,16 @@ async def test_a_preparing_task_can_be_cancelled_and_its_expander_stops(pool: as
     assert claimed is None or claimed["id"] != made.id  # a cancelled task is never due
     if claimed is not None:
         await store.finish(claimed["id"], "runner", error=None)
+
+
+async def test_counts_from_events_apply_only_when_newer(pool: asyncpg.Pool) -> None:
+    store = TaskStore(pool)
+    made = await task(pool, send_at=datetime.now(UTC) + timedelta(hours=1))
+    t0 = datetime.now(UTC)
+    await store.record_counts(made.account_id, made.id, delivered=5, failed=0, time=t0)
+    later = t0 + timedelta(seconds=1)
+    await store.record_counts(made.account_id, made.id, delivered=4, failed=1, time=later)
+    await store.record_counts(made.account_id, made.id, delivered=5, failed=0, time=t0)  # late
+    await store.record_counts("another", made.id, delivered=9, failed=9, time=later)  # not its
+    shown = await store.get(made.account_id, made.id)
+    assert (shown["delivered"], shown["failed"]) == (4, 1)

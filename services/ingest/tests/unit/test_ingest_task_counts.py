@@ -24,8 +24,9 @@ class Tasks:
         self.recorded: list[tuple[str, str, int, int]] = []
 
     async def record_counts(
-        self, account_id: str, task_id: str, *, delivered: int, failed: int
+        self, account_id: str, task_id: str, *, delivered: int, failed: int, time: datetime
     ) -> None:
+        del time
         self.recorded.append((account_id, task_id, delivered, failed))
 
 

@@ -7,7 +7,8 @@ recipients go straight to the same tables. A duplicate address is found by the u
 index, not by a set in memory: memory stays flat whatever the row count. A runner sends
 the rows in order and records ``sent_through`` (the last row sent) with each batch, so a
 runner taking over resumes there. ``delivered`` and ``failed`` are what the events
-service last reported (``TaskCounts``); they only grow.
+service last reported (``TaskCounts``), with the time it counted them: an older report
+never overwrites a newer one.
 
 The jsonb ``recipients`` and ``invalid_rows`` of 0011 move into the new tables.
 
@@ -31,7 +32,8 @@ def upgrade() -> None:
             ADD COLUMN file_size    bigint,
             ADD COLUMN sent_through integer NOT NULL DEFAULT 0,
             ADD COLUMN delivered    integer NOT NULL DEFAULT 0,
-            ADD COLUMN failed       integer NOT NULL DEFAULT 0;
+            ADD COLUMN failed       integer NOT NULL DEFAULT 0,
+            ADD COLUMN counts_at    timestamptz;
 
         CREATE TABLE ingest.task_files (
             task_id text NOT NULL REFERENCES ingest.tasks(id) ON DELETE CASCADE,
@@ -96,6 +98,6 @@ def downgrade() -> None:
             ingest.task_files;
         ALTER TABLE ingest.tasks DROP COLUMN file_name, DROP COLUMN file_format,
             DROP COLUMN file_size, DROP COLUMN sent_through, DROP COLUMN delivered,
-            DROP COLUMN failed;
+            DROP COLUMN failed, DROP COLUMN counts_at;
         """
     )
