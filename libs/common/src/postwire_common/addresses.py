@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
 from postwire_common.errors import InvalidEmail, InvalidValue
 
@@ -40,20 +41,45 @@ def check_header_value(field: str, value: str) -> str:
     return value
 
 
+# A dot-atom local part of RFC 5322's atext: what nearly every address has. Such an address
+# is checked here, with its domain's check cached (domains repeat; a 100,000-row task is
+# mostly a few), instead of by validate_email in full (about 150 us an address).
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+def _validate(address: str) -> ValidatedEmail:
+    return validate_email(
+        address,
+        check_deliverability=False,
+        allow_smtputf8=False,
+        allow_quoted_local=False,
+        allow_domain_literal=False,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _ascii_domain(domain: str) -> str | None:
+    """The domain as validate_email checks and encodes it (lower case), or None."""
+    try:
+        return _validate(f"a@{domain}").ascii_domain.lower()
+    except EmailNotValidError:
+        return None
+
+
 def normalize_address(value: str, *, field: str = "address") -> str:
     """Validate one bare address and return it in canonical form (domain lower-cased)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidEmail(f"{field} is empty")
     if _CONTROL.search(value):
         raise InvalidEmail(f"{field} {value!r} contains control characters")
-    try:
-        result = validate_email(
-            value.strip(),
-            check_deliverability=False,
-            allow_smtputf8=False,
-            allow_quoted_local=False,
-            allow_domain_literal=False,
-        )
+    address = value.strip()
+    local, at, domain = address.rpartition("@")
+    if at and len(local) <= 64 and _DOT_ATOM.fullmatch(local):
+        ascii_domain = _ascii_domain(domain)
+        if ascii_domain is not None and len(local) + 1 + len(ascii_domain) <= 254:
+            return f"{local}@{ascii_domain}"
+    try:  # anything else: the full check, which says what is wrong
+        result = _validate(address)
     except EmailNotValidError as exc:
         raise InvalidEmail(f"{field} {value!r} is not a valid email address: {exc}") from None
     return f"{result.local_part}@{result.ascii_domain.lower()}"
