@@ -14,7 +14,7 @@ parts are checked first, so a small file cannot expand into gigabytes (a zip bom
 from __future__ import annotations
 
 import csv
-import io
+import itertools
 import zipfile
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,16 +80,20 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _lines(file: IO[bytes]) -> Iterator[str]:
+    """The file's lines as text, decoded one at a time: a line that is not UTF-8 fails
+    at its own row, not at the start of the block a decoder read ahead."""
+    for n, raw in enumerate(file):
+        line = raw.decode("utf-8")
+        yield line[1:] if n == 0 and line.startswith("\ufeff") else line  # Excel's BOM
+
+
 def _csv_rows(file: IO[bytes]) -> Iterator[list[str]]:
-    text = io.TextIOWrapper(file, encoding="utf-8-sig", errors="strict", newline="")
-    try:
-        first = text.readline()
-        # Excel writes ";" (or a tab) where the decimal separator is a comma.
-        delimiter = max((",", ";", "\t"), key=first.count)
-        yield from csv.reader(io.StringIO(first), delimiter=delimiter)
-        yield from csv.reader(text, delimiter=delimiter)
-    finally:
-        text.detach()  # the caller's file stays open
+    lines = _lines(file)
+    first = next(lines, "")
+    # Excel writes ";" (or a tab) where the decimal separator is a comma.
+    delimiter = max((",", ";", "\t"), key=first.count)
+    yield from csv.reader(itertools.chain([first], lines), delimiter=delimiter)
 
 
 def _xlsx_rows(file: IO[bytes]) -> Iterator[list[str]]:

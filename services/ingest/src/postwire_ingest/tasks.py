@@ -150,6 +150,13 @@ class TaskRunner:
                 return True
         except (PostwireError, RowError) as exc:
             error = exc.description if isinstance(exc, PostwireError) else str(exc)
+        except Exception as exc:
+            if is_infrastructure(exc):
+                raise  # the lease runs out and a runner tries again
+            # A file that breaks the reader in a way it does not name would otherwise be
+            # retried forever: it fails the task instead.
+            log.exception("task file unreadable", extra={"task_id": task["id"]})
+            error = f"file: not readable ({type(exc).__name__})"
         await self._tasks.prepared(task["id"], self._owner, error=error)
         log.info("task file expanded", extra={"task_id": task["id"], "error": error})
         return True

@@ -15,7 +15,13 @@ from pydantic import Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from postwire_common.addresses import parse_mailbox
-from postwire_common.errors import EmptyValue, InvalidValue, MissingMacros, SizeExceeded
+from postwire_common.errors import (
+    EmptyValue,
+    InvalidValue,
+    MissingMacros,
+    PostwireError,
+    SizeExceeded,
+)
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.body import parse_model, read_body
 from postwire_common.http.cursors import decode_cursor, encode_cursor
@@ -53,6 +59,10 @@ def _check_header(file: IO[bytes], params: tuple[str, ...]) -> FileFormat:
         first = next(reader, None)
     except RowError as exc:
         raise InvalidValue(f"file: {exc}") from None
+    except PostwireError:
+        raise
+    except Exception as exc:  # a broken file, in a way the reader does not name
+        raise InvalidValue(f"file: not a readable CSV or XLSX ({type(exc).__name__})") from None
     finally:
         reader.close()
         file.seek(0)
