@@ -305,10 +305,20 @@ class TaskStore:
         await self.pool.execute(
             "UPDATE ingest.tasks SET state = CASE WHEN $3::text IS NULL THEN 'completed' "
             "ELSE 'failed' END, error = $3, finished_at = now(), "
-            "lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+            "lease_owner = NULL, lease_until = NULL "
+            "WHERE id = $1 AND lease_owner = $2 AND state = 'sending'",
             task_id,
             owner,
             error,
+        )
+
+    async def release(self, task_id: str, owner: str) -> None:
+        """A runner shutting down hands its task over at once instead of letting its
+        lease run out: the next runner resumes from what was recorded."""
+        await self.pool.execute(
+            "UPDATE ingest.tasks SET lease_until = now() WHERE id = $1 AND lease_owner = $2",
+            task_id,
+            owner,
         )
 
     async def record_counts(

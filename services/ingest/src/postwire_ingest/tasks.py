@@ -24,6 +24,7 @@ accepted the first time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import io
@@ -119,18 +120,26 @@ class TaskRunner:
         self._attachments = attachments
         self._interval = interval
         self._owner = f"ingest-{uuid.uuid4().hex[:12]}"
+        self._current: str | None = None  # the task this runner holds a lease on
 
     async def run(self) -> None:
-        while True:
-            try:
-                if await self.run_once():
-                    continue  # another may be waiting
-            except Exception as exc:
-                if not is_infrastructure(exc):
-                    log.exception("task runner round failed")
-                else:
-                    log.warning("task runner waits for the database", extra={"error": repr(exc)})
-            await asyncio.sleep(self._interval)
+        try:
+            while True:
+                try:
+                    if await self.run_once():
+                        continue  # another may be waiting
+                except Exception as exc:
+                    if not is_infrastructure(exc):
+                        log.exception("task runner round failed")
+                    else:
+                        log.warning(
+                            "task runner waits for the database", extra={"error": repr(exc)}
+                        )
+                await asyncio.sleep(self._interval)
+        finally:
+            if self._current is not None:  # stopped mid-task (a deploy, SIGTERM)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._tasks.release(self._current, self._owner), 2)
 
     async def run_once(self) -> bool:
         """Expand one uploaded task, or send one due task; whether there was one."""
@@ -142,12 +151,20 @@ class TaskRunner:
         task = await self._tasks.claim_preparing(self._owner, LEASE_SECONDS)
         if task is None:
             return False
+        self._current = task["id"]
+        try:
+            await self._prepare(task)
+        finally:
+            self._current = None
+        return True
+
+    async def _prepare(self, task: Mapping[str, Any]) -> None:
         log.info("task file expanding", extra={"task_id": task["id"], "size": task["file_size"]})
         error = None
         try:
             if not await self._expand(task):
                 log.info("task no longer being prepared here", extra={"task_id": task["id"]})
-                return True
+                return
         except (PostwireError, RowError) as exc:
             error = exc.description if isinstance(exc, PostwireError) else str(exc)
         except Exception as exc:
@@ -159,7 +176,6 @@ class TaskRunner:
             error = f"file: not readable ({type(exc).__name__})"
         await self._tasks.prepared(task["id"], self._owner, error=error)
         log.info("task file expanded", extra={"task_id": task["id"], "error": error})
-        return True
 
     async def _expand(self, task: Mapping[str, Any]) -> bool:
         """The file's rows into the task, a batch at a time; False when the task stopped
@@ -199,17 +215,24 @@ class TaskRunner:
         task = await self._tasks.claim(self._owner, LEASE_SECONDS)
         if task is None:
             return False
+        self._current = task["id"]
+        try:
+            await self._run_task(task)
+        finally:
+            self._current = None
+        return True
+
+    async def _run_task(self, task: Mapping[str, Any]) -> None:
         log.info("task started", extra={"task_id": task["id"], "account": task["account_id"]})
         error = None
         try:
             if not await self._send(task):
                 log.warning("task lease lost while sending", extra={"task_id": task["id"]})
-                return True
+                return
         except PostwireError as exc:  # the sender or template changed since: say why
             error = exc.description
         await self._tasks.finish(task["id"], self._owner, error=error)
         log.info("task finished", extra={"task_id": task["id"], "error": error})
-        return True
 
     async def _send(self, task: Mapping[str, Any]) -> bool:
         """Every row after ``sent_through``, a batch a request; False when the lease was

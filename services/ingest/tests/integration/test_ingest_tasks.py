@@ -206,3 +206,19 @@ async def test_counts_from_events_apply_only_when_newer(pool: asyncpg.Pool) -> N
     await store.record_counts("another", made.id, delivered=9, failed=9, time=later)  # not its
     shown = await store.get(made.account_id, made.id)
     assert (shown["delivered"], shown["failed"]) == (4, 1)
+
+
+async def test_a_released_task_is_taken_over_at_once(pool: asyncpg.Pool) -> None:
+    store = TaskStore(pool)
+    made = await task(pool, send_at=datetime.now(UTC) - timedelta(days=3650))
+    claimed = await store.claim("stopping", 60)
+    assert claimed is not None
+    assert claimed["id"] == made.id
+    await store.release(made.id, "someone-else")  # not its lease: nothing changes
+    again = await store.claim("next", 60)
+    assert again is None or again["id"] != made.id
+    await store.release(made.id, "stopping")  # a runner shutting down hands it over
+    again = await store.claim("next", 60)
+    assert again is not None
+    assert again["id"] == made.id
+    await store.finish(made.id, "next", error=None)
