@@ -45,7 +45,7 @@ from postwire_testkit.api import Tenant, Urls
 from postwire_testkit.dns import LoopbackDns
 from postwire_testkit.infra import temp_database, temp_vhost, unique_name
 from postwire_testkit.platform import PlatformProcess
-from postwire_testkit.smtp import free_port
+from postwire_testkit.sink import SinkProcess
 
 ADMIN_TOKEN = "bench-admin-token-" + "x" * 16
 LINE = "Hello, your order has shipped and will arrive on Thursday.\n"
@@ -81,31 +81,6 @@ def wait_listening(port: int, what: str, within: float = 10.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not start")
-
-
-class Sink:
-    """The catch-all MX as a separate process, logging arrivals to a file."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.log = workdir / "arrivals.tsv"
-        self.log.touch()
-        self._proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "postwire_testkit.sink", "--port", str(self.port),
-             "--log", str(self.log)],
-        )  # fmt: skip
-        wait_listening(self.port, "the SMTP sink")
-
-    def arrivals(self) -> dict[str, float]:
-        found: dict[str, float] = {}
-        for line in self.log.read_text().splitlines():
-            at, env_id, _ = line.split("\t")
-            found.setdefault(env_id, float(at))
-        return found
-
-    def stop(self) -> None:
-        self._proc.terminate()
-        self._proc.wait(10)
 
 
 async def drive(
@@ -154,7 +129,7 @@ async def drive(
     run.send_finished = time.time()
 
 
-async def wait_delivered(sink: Sink, env_ids: set[str], within: float) -> dict[str, float]:
+async def wait_delivered(sink: SinkProcess, env_ids: set[str], within: float) -> dict[str, float]:
     deadline = time.monotonic() + within
     while True:
         arrivals = sink.arrivals()
@@ -247,7 +222,9 @@ def migrate(env: dict[str, str]) -> None:
     subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True)  # noqa: S603
 
 
-def env_for(database_url: str, broker_url: str, dns: LoopbackDns, sink: Sink) -> dict[str, str]:
+def env_for(
+    database_url: str, broker_url: str, dns: LoopbackDns, sink: SinkProcess
+) -> dict[str, str]:
     return {
         "POSTWIRE_DATABASE_URL": database_url,
         "POSTWIRE_BROKER_URL": broker_url,
@@ -274,7 +251,7 @@ async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="postwire-bench-"))
     dns = LoopbackDns().start()
     dns.mail_domain("bench.example")
-    sink = Sink(workdir)
+    sink = SinkProcess(workdir)
     processes: list[PlatformProcess] = []
     try:
         async with temp_database() as database_url:

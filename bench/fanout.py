@@ -48,12 +48,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from e2e import ADMIN_TOKEN, Run, Sink, drive, env_for, migrate, pct, wait_listening
+from e2e import ADMIN_TOKEN, Run, drive, env_for, migrate, pct, wait_listening
 
 from postwire_testkit.api import Tenant, Urls
 from postwire_testkit.dns import LoopbackDns
 from postwire_testkit.infra import temp_database, temp_vhost, unique_name
 from postwire_testkit.platform import PlatformProcess
+from postwire_testkit.sink import SinkProcess
 from postwire_testkit.smtp import free_port
 
 MAX_SUBSCRIPTIONS = 100  # per topic
@@ -384,7 +385,7 @@ async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="postwire-fanout-"))
     dns = LoopbackDns().start()
     dns.mail_domain("bench.example")
-    sink = Sink(workdir)
+    sink = SinkProcess(workdir)
     pushsink = PushSink(workdir)
     cases = [Case(n, 0, args.queues, i) for i, n in enumerate(args.endpoints)]
     cases += [

@@ -25,19 +25,19 @@ import asyncio
 import csv
 import json
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 from compare import postfix
-from e2e import ADMIN_TOKEN, LINE, Sink, env_for, migrate
+from e2e import ADMIN_TOKEN, LINE, env_for, migrate
 from openpyxl import Workbook
 
 from postwire_testkit.api import Tenant, Urls
 from postwire_testkit.dns import LoopbackDns
 from postwire_testkit.infra import temp_database, temp_vhost, unique_name
-from postwire_testkit.platform import PlatformProcess, _process_tree
+from postwire_testkit.platform import PlatformProcess, RssPeaks
+from postwire_testkit.sink import SinkProcess
 
 SERVICES = ("events", "notifier", "delivery", "ingest")
 HTML = "<p>Dear {{name}}, your code is {{code}}.</p>\n" + "<p>" + LINE * 30 + "</p>"
@@ -60,51 +60,12 @@ def write_file(path: Path, rows: int) -> None:
     book.save(path)
 
 
-def rss_mb(pid: int) -> float:
-    total = 0
-    for each in _process_tree(pid):
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
-
-
-class RssSampler:
-    """The highest VmRSS of each process (with its workers) while running."""
-
-    def __init__(self, processes: list[PlatformProcess]) -> None:
-        self.processes = processes
-        self.peaks = {" ".join(p.services): 0.0 for p in processes}
-        self.peak_sum = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = {" ".join(p.services): rss_mb(p.pid or 0) for p in self.processes}
-            for name, value in now.items():
-                self.peaks[name] = max(self.peaks[name], value)
-            self.peak_sum = max(self.peak_sum, sum(now.values()))
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def arrivals(sink: Sink) -> list[float]:
+def arrivals(sink: SinkProcess) -> list[float]:
     return [float(line.split("\t", 1)[0]) for line in sink.log.read_text().splitlines()]
 
 
 async def run_task(
-    client: httpx.AsyncClient, tenant: Tenant, template_id: str, path: Path, sink: Sink,
+    client: httpx.AsyncClient, tenant: Tenant, template_id: str, path: Path, sink: SinkProcess,
     within: float,
 ) -> dict[str, float]:  # fmt: skip
     before = len(arrivals(sink))
@@ -148,7 +109,7 @@ async def platform_runs(args: argparse.Namespace, files: list[Path]) -> list[dic
     workdir = Path(tempfile.mkdtemp(prefix="postwire-bench-tasks-"))
     dns = LoopbackDns().start()
     dns.mail_domain("bench.example")
-    sink = Sink(workdir)
+    sink = SinkProcess(workdir)
     processes: list[PlatformProcess] = []
     results: list[dict[str, object]] = []
     try:
@@ -170,12 +131,12 @@ async def platform_runs(args: argparse.Namespace, files: list[Path]) -> list[dic
                 template_id = made.json()["Result"]["id"]
                 for path in files:
                     print(f"task from {path.name} …", flush=True)
-                    with RssSampler(processes) as rss:
+                    with RssPeaks(processes, every=0.2) as rss:
                         figures = await run_task(
                             client, tenant, template_id, path, sink, args.timeout
                         )
-                    results.append({"file": path.name, **figures, "rss": rss.peaks,
-                                    "rss_sum": rss.peak_sum})  # fmt: skip
+                    results.append({"file": path.name, **figures, "rss": rss.mb,
+                                    "rss_sum": rss.total})  # fmt: skip
                     print(line(results[-1]), flush=True)
                 await tenant.close()
     finally:

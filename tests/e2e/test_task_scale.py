@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,8 +25,8 @@ from openpyxl import Workbook
 from postwire_testkit.api import Tenant, Urls, envelope
 from postwire_testkit.dns import LoopbackDns
 from postwire_testkit.infra import temp_database, temp_vhost, unique_name
-from postwire_testkit.platform import PlatformProcess, _process_tree
-from postwire_testkit.smtp import free_port
+from postwire_testkit.platform import PlatformProcess, RssPeaks
+from postwire_testkit.sink import SinkProcess
 
 from .conftest import ADMIN_TOKEN, migrate, platform_env
 
@@ -37,62 +34,6 @@ ROWS = 100_000
 BASELINE_ROWS = 10_000
 FLAT_MB = 25.0  # ingest's peak may grow this much from 10,000 to 100,000 rows
 SERVICES = ("events", "notifier", "delivery", "ingest")
-
-
-class ArrivalSink:
-    """``postwire_testkit.sink`` as its own process: one log line per message."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.log = workdir / "arrivals.tsv"
-        self.log.touch()
-        self._proc = subprocess.Popen(  # noqa: S603 - our own module
-            [sys.executable, "-m", "postwire_testkit.sink", "--port", str(self.port),
-             "--log", str(self.log)],
-        )  # fmt: skip
-
-    def count(self) -> int:
-        with self.log.open("rb") as log:
-            return sum(1 for _ in log)
-
-    def stop(self) -> None:
-        self._proc.terminate()
-        self._proc.wait(10)
-
-
-def rss_mb(pid: int) -> float:
-    total = 0
-    for each in _process_tree(pid):
-        try:
-            status = Path(f"/proc/{each}/status").read_text()
-        except OSError:
-            continue
-        total += next(int(s.split()[1]) for s in status.splitlines() if s.startswith("VmRSS:"))
-    return total / 1024
-
-
-class Peaks:
-    """The highest RSS of each process while a block runs (sampled every 0.1 s)."""
-
-    def __init__(self, processes: list[PlatformProcess]) -> None:
-        self.processes = processes
-        self.mb = {p.services[0]: 0.0 for p in processes}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            for p in self.processes:
-                self.mb[p.services[0]] = max(self.mb[p.services[0]], rss_mb(p.pid or 0))
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> Peaks:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +64,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 async def scale_platform(
     dns: LoopbackDns, log_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[list[PlatformProcess], ArrivalSink]]:
-    sink = ArrivalSink(tmp_path_factory.mktemp("scale-sink"))
+) -> AsyncIterator[tuple[list[PlatformProcess], SinkProcess]]:
+    sink = SinkProcess(tmp_path_factory.mktemp("scale-sink"))
     processes: list[PlatformProcess] = []
     try:
         async with temp_database() as database_url:
@@ -142,7 +83,7 @@ async def scale_platform(
 
 
 async def run_task(
-    client: httpx.AsyncClient, tenant: Tenant, template_id: str, path: Path, sink: ArrivalSink
+    client: httpx.AsyncClient, tenant: Tenant, template_id: str, path: Path, sink: SinkProcess
 ) -> dict[str, Any]:
     before = sink.count()
     form = {"name": path.name, "template_id": template_id, "from": tenant.sender}
@@ -164,7 +105,7 @@ async def run_task(
 
 @pytest.mark.timeout(1800)  # 210,000 DKIM-signed messages on two cores: about 10 minutes
 async def test_100000_row_csv_and_xlsx_tasks_are_delivered_with_flat_memory(
-    scale_platform: tuple[list[PlatformProcess], ArrivalSink], files: dict[str, Path]
+    scale_platform: tuple[list[PlatformProcess], SinkProcess], files: dict[str, Path]
 ) -> None:
     processes, sink = scale_platform
     ingest = processes[3]
@@ -180,7 +121,7 @@ async def test_100000_row_csv_and_xlsx_tasks_are_delivered_with_flat_memory(
     try:
         peaks: dict[str, dict[str, float]] = {}
         for file in ("baseline.csv", "big.csv", "big.xlsx"):
-            with Peaks(processes) as sampled:
+            with RssPeaks(processes) as sampled:
                 task = await run_task(client, tenant, template_id, files[file], sink)
             peaks[file] = sampled.mb
             rows = BASELINE_ROWS if file == "baseline.csv" else ROWS

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,6 +43,13 @@ class PlatformProcess:
         peaks = [_peak_rss_kb(pid) for pid in _process_tree(self._proc.pid)]
         found = [p for p in peaks if p is not None]
         return sum(found) / 1024 if found else None
+
+    def rss_mb(self) -> float:
+        """Resident memory (VmRSS) of the process and its workers now; 0 when not alive."""
+        if self._proc is None:
+            return 0.0
+        found = [_status_kb(pid, "VmRSS:") for pid in _process_tree(self._proc.pid)]
+        return sum(f for f in found if f is not None) / 1024
 
     @property
     def url(self) -> str:
@@ -110,12 +118,46 @@ def _process_tree(pid: int) -> list[int]:
     return pids
 
 
-def _peak_rss_kb(pid: int) -> int | None:
+def _status_kb(pid: int, field: str) -> int | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1])
     return None
+
+
+def _peak_rss_kb(pid: int) -> int | None:
+    return _status_kb(pid, "VmHWM:")
+
+
+class RssPeaks:
+    """The highest resident memory of each process (by its services), and of all of them
+    together, while a ``with`` block runs: sampled every ``every`` seconds in a thread.
+    VmHWM keeps a process's peak over its whole life; this gives the peak of one phase."""
+
+    def __init__(self, processes: list[PlatformProcess], every: float = 0.1) -> None:
+        self.processes = processes
+        self.every = every
+        self.mb = {" ".join(p.services): 0.0 for p in processes}
+        self.total = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            now = {" ".join(p.services): p.rss_mb() for p in self.processes}
+            for name, value in now.items():
+                self.mb[name] = max(self.mb[name], value)
+            self.total = max(self.total, sum(now.values()))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()

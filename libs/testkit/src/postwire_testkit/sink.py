@@ -17,7 +17,11 @@ import argparse
 import asyncio
 import re
 import signal
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import IO
 
 _ENV_ID = re.compile(rb"^X-Postwire-Env-Id: *(\S+)", re.MULTILINE)
@@ -85,6 +89,48 @@ async def serve(host: str, port: int, out: IO[str]) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with server:
         await stop.wait()
+
+
+class SinkProcess:
+    """This sink as a child process on a free loopback port, logging to ``workdir``."""
+
+    def __init__(self, workdir: Path, within: float = 10.0) -> None:
+        from postwire_testkit.smtp import free_port
+
+        self.port = free_port()
+        self.log = workdir / "arrivals.tsv"
+        self.log.touch()
+        self._proc = subprocess.Popen(  # noqa: S603 - this module
+            [sys.executable, "-m", "postwire_testkit.sink", "--port", str(self.port),
+             "--log", str(self.log)],
+        )  # fmt: skip
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("the SMTP sink did not start") from None
+                time.sleep(0.05)
+
+    def arrivals(self) -> dict[str, float]:
+        """Each message's first arrival: env_id -> unix time."""
+        found: dict[str, float] = {}
+        for line in self.log.read_text().splitlines():
+            at, env_id, _ = line.split("\t")
+            found.setdefault(env_id, float(at))
+        return found
+
+    def count(self) -> int:
+        """Messages received so far (repeats included)."""
+        with self.log.open("rb") as log:
+            return sum(1 for _ in log)
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(10)
 
 
 def main() -> None:

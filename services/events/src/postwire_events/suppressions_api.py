@@ -10,7 +10,7 @@ from pydantic import Field
 
 from postwire_common.addresses import normalize_address
 from postwire_common.http.auth import CurrentPrincipal
-from postwire_common.http.cursors import decode_cursor, encode_cursor
+from postwire_common.http.cursors import decode_cursor, next_cursor
 from postwire_common.http.envelope import ok
 from postwire_common.http.models import RequestModel
 from postwire_common.http.routes import ApiRoute
@@ -60,9 +60,8 @@ def router(store: SuppressionStore) -> APIRouter:
             limit=limit,
             after=decode_cursor(cursor) if cursor else None,
         )
-        last = rows[-1] if len(rows) == limit else None
-        next_cursor = encode_cursor(last["created_at"], last["address"]) if last else None
-        return ok({"suppressions": [present(r) for r in rows], "next_cursor": next_cursor})
+        following = next_cursor(rows, limit, key="address")
+        return ok({"suppressions": [present(r) for r in rows], "next_cursor": following})
 
     @api.post("", status_code=201, summary="Add an address: sending to it answers 'suppressed'")
     async def add(body: AddSuppression, principal: CurrentPrincipal) -> Response:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from postwire_common.errors import InvalidValue, NotFound
 from postwire_common.http.auth import AdminAccess
-from postwire_common.http.cursors import decode_cursor, encode_cursor
+from postwire_common.http.cursors import decode_cursor, next_cursor
 from postwire_common.http.envelope import envelope_response, ok
 from postwire_common.http.routes import ApiRoute
 from postwire_ingest import accounts
@@ -81,10 +81,9 @@ def templates(api: APIRouter, ctx: IngestContext) -> None:
     ) -> Response:
         after = decode_cursor(cursor) if cursor else None
         rows = await reviews.reviewable(status, account, limit, after)
-        last = rows[-1] if len(rows) == limit else None
-        next_cursor = encode_cursor(last["created_at"], last["id"]) if last else None
+        following = next_cursor(rows, limit)
         found = [{"account": r["account"], **summary(r)} for r in rows]
-        return ok({"templates": found, "next_cursor": next_cursor})
+        return ok({"templates": found, "next_cursor": following})
 
     @api.get("/templates/{template_id}", summary="Show any account's template, to review it")
     async def show_template(

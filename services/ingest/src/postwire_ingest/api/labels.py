@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from postwire_common.errors import InvalidValue
 from postwire_common.http.auth import CurrentPrincipal
-from postwire_common.http.cursors import decode_cursor, encode_cursor
+from postwire_common.http.cursors import decode_cursor, next_cursor
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_common.ids import checked_id
@@ -44,9 +44,8 @@ def router(ctx: IngestContext) -> APIRouter:
     ) -> Response:
         after = decode_cursor(cursor) if cursor else None
         rows = await store.list(principal.tenant_id, after=after, limit=limit)
-        last = rows[-1] if len(rows) == limit else None
-        next_cursor = encode_cursor(last["created_at"], last["id"]) if last else None
-        return ok({"labels": rows, "next_cursor": next_cursor})
+        following = next_cursor(rows, limit)
+        return ok({"labels": rows, "next_cursor": following})
 
     @api.get("/{label_id}", summary="Show a label")
     async def show(label_id: str, principal: CurrentPrincipal) -> Response:

@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
-from pydantic import Field, ValidationError
+from pydantic import Field
 from starlette.datastructures import UploadFile
 
 from postwire_common.addresses import parse_mailbox
@@ -23,8 +22,8 @@ from postwire_common.errors import (
     SizeExceeded,
 )
 from postwire_common.http.auth import CurrentPrincipal
-from postwire_common.http.body import parse_model, read_body
-from postwire_common.http.cursors import decode_cursor, encode_cursor
+from postwire_common.http.body import form_schema, parse_fields, parse_model, read_body
+from postwire_common.http.cursors import decode_cursor, next_cursor
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_common.identity import Principal
@@ -92,25 +91,12 @@ class CreateTask(TaskFields):
     )
 
 
-def _form_schema() -> dict[str, Any]:
-    schema = TaskFields.model_json_schema(by_alias=True)
-    properties: dict[str, Any] = {}
-    for name, field in schema["properties"].items():
-        options = [o for o in field.get("anyOf", [field]) if o.get("type") != "null"]
-        properties[name] = {**options[0], **{k: field[k] for k in ("description",) if k in field}}
-    properties["file"] = {
-        "type": "string",
-        "contentMediaType": "application/octet-stream",
-        "description": "The recipients, CSV (UTF-8) or XLSX, up to 40 MB: a header row "
-        "with `address` and a column per template parameter, then a row per recipient.",
-    }
-    return {
-        "title": "CreateTaskForm",
-        "type": "object",
-        "properties": properties,
-        "required": [*schema.get("required", []), "file"],
-        "additionalProperties": False,
-    }
+RECIPIENTS_FILE = {
+    "type": "string",
+    "contentMediaType": "application/octet-stream",
+    "description": "The recipients, CSV (UTF-8) or XLSX, up to 40 MB: a header row "
+    "with `address` and a column per template parameter, then a row per recipient.",
+}
 
 
 CREATE_BODY = {
@@ -118,7 +104,9 @@ CREATE_BODY = {
         "required": True,
         "content": {
             "application/json": {"schema": CreateTask.model_json_schema(by_alias=True)},
-            "multipart/form-data": {"schema": _form_schema()},
+            "multipart/form-data": {
+                "schema": form_schema(TaskFields, {"file": RECIPIENTS_FILE}, required=("file",))
+            },
         },
     }
 }
@@ -188,12 +176,7 @@ def router(ctx: IngestContext) -> APIRouter:
                     fields[name] = value
             if file is None:
                 raise EmptyValue("file: a multipart task takes its recipients as `file`")
-            try:
-                given = TaskFields.model_validate(fields)
-            except ValidationError as exc:
-                raise RequestValidationError(
-                    [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-                ) from None
+            given = parse_fields(TaskFields, fields)
             task, template = await checked_task(given, principal)
             size = file.size if file.size is not None else 0
             if size > MAX_TASK_FILE_BYTES:
@@ -275,9 +258,8 @@ def router(ctx: IngestContext) -> APIRouter:
     ) -> Response:
         after = decode_cursor(cursor) if cursor else None
         rows = await store.listing(principal.tenant_id, after=after, limit=limit)
-        last = rows[-1] if len(rows) == limit else None
-        next_cursor = encode_cursor(last["created_at"], last["id"]) if last else None
-        return ok({"tasks": rows, "next_cursor": next_cursor})
+        following = next_cursor(rows, limit)
+        return ok({"tasks": rows, "next_cursor": following})
 
     @api.get("/{task_id}", summary="A task: its state and counts")
     async def show(task_id: str, principal: CurrentPrincipal) -> Response:

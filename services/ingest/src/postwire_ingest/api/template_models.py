@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
+from postwire_common.http.body import form_schema
 from postwire_ingest.api.models import Strict
 from postwire_ingest.limits import (
     MAX_TEMPLATE_NAME_CHARS,
@@ -80,23 +81,9 @@ class RejectTemplate(Strict):
 def multipart_schema(model: type[TemplateContent]) -> dict[str, Any]:
     """The model as a ``multipart/form-data`` body: every field a form field, ``html``
     a file (or a field)."""
-    schema = model.model_json_schema()
-    properties: dict[str, Any] = {}
-    for name, field in schema["properties"].items():
-        options = [o for o in field.get("anyOf", [field]) if o.get("type") != "null"]
-        properties[name] = {**options[0], **{k: field[k] for k in ("description",) if k in field}}
-    properties["html"] = {
+    html = {
         "type": "string",
         "contentMediaType": "text/html",  # OpenAPI 3.1's file part (3.0 said format: binary)
         "description": "The HTML body as a file (UTF-8), up to 1 MB.",
     }
-    form: dict[str, Any] = {
-        "title": f"{schema['title']}Form",
-        "type": "object",
-        "properties": properties,
-        "required": schema.get("required", []),
-        "additionalProperties": False,
-    }
-    if "$defs" in schema:
-        form["$defs"] = schema["$defs"]  # the document's components take them
-    return form
+    return form_schema(model, {"html": html})

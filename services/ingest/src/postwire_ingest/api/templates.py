@@ -9,14 +9,12 @@ from __future__ import annotations
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from postwire_common.errors import InvalidValue
 from postwire_common.http.auth import CurrentPrincipal
-from postwire_common.http.body import parse_model, read_body
-from postwire_common.http.cursors import decode_cursor, encode_cursor
+from postwire_common.http.body import parse_fields, parse_model, read_body
+from postwire_common.http.cursors import decode_cursor, next_cursor
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_common.instants import Instant
@@ -89,13 +87,7 @@ async def read_content(request: Request, model: type[C]) -> C:
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if kind != "multipart/form-data":
         return parse_model(model, await read_body(request, MAX_TEMPLATE_REQUEST_BYTES))
-    fields = await _form_fields(request)
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:  # the same answers as a JSON body's (envelope.py)
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from None
+    return parse_fields(model, await _form_fields(request))
 
 
 def summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -198,9 +190,8 @@ def router(ctx: IngestContext) -> APIRouter:
             after=decode_cursor(cursor) if cursor else None,
         )
         rows = await store.list_templates(query)
-        last = rows[-1] if len(rows) == limit else None
-        next_cursor = encode_cursor(last["created_at"], last["id"]) if last else None
-        return ok({"templates": [summary(r) for r in rows], "next_cursor": next_cursor})
+        following = next_cursor(rows, limit)
+        return ok({"templates": [summary(r) for r in rows], "next_cursor": following})
 
     @api.get("/{template_id}", summary="Show a template (its current version)")
     async def show(template_id: str, principal: CurrentPrincipal) -> Response:
