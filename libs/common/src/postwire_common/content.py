@@ -25,11 +25,19 @@ from postwire_common.batching import Batcher
 
 @dataclass(frozen=True, slots=True)
 class StoredContent:
-    head: bytes  # common headers, each ending in CRLF
-    body: bytes  # MIME-Version, Content-* headers, blank line, body
+    """Composed content (HTTP): ``head`` holds the common headers and ``body`` the MIME
+    part. Content as sent (SMTP submission): ``head`` is empty and ``body`` is the whole
+    message, headers included, kept as the client wrote it."""
+
+    head: bytes  # common headers, each ending in CRLF; empty for content as sent
+    body: bytes  # MIME-Version, Content-* headers, blank line, body; or the whole message
     # The request's ``tracking`` choice as JSON ({"opens", "clicks", "unsubscribe"}),
     # stored with it; nothing reads it yet (tracking is a later issue's).
     tracking: str | None = None
+
+    @property
+    def as_sent(self) -> bool:
+        return not self.head
 
     @property
     def size(self) -> int:
@@ -47,7 +55,10 @@ def render(
     content: StoredContent, rcpt: str, msg_id: str, env_id: str, to: str | None = None
 ) -> bytes:
     """One recipient's copy: the common head, the recipient's own headers, the body.
-    ``to`` is the To header's value when it carries a display name."""
+    ``to`` is the To header's value when it carries a display name. Content as sent keeps
+    the client's To and Message-ID: only our envelope id is added, on top."""
+    if content.as_sent:
+        return b"X-Postwire-Env-Id: %s\r\n%s" % (env_id.encode("ascii"), content.body)
     own = f"To: {to or rcpt}\r\nMessage-ID: {msg_id}\r\nX-Postwire-Env-Id: {env_id}\r\n"
     return b"".join((content.head, own.encode("ascii"), content.body))
 

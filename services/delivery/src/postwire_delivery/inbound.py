@@ -25,7 +25,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -34,6 +33,7 @@ from postwire_common.broker.publish import Outgoing
 from postwire_common.infra import is_infrastructure
 from postwire_common.observability.metrics import INBOUND_MESSAGES
 from postwire_common.schemas import EventBatch
+from postwire_common.smtpd import CappedSMTP
 from postwire_common.ttl_cache import TtlCache
 from postwire_delivery.bounces import parse_bounce
 from postwire_delivery.reports import env_id_of, judge
@@ -147,46 +147,17 @@ class _Handler:
         return "250 2.0.0 OK: report received"
 
 
-class _Session(SMTP):
-    """aiosmtpd's session with a cap on sessions per source address."""
-
-    def __init__(self, handler: _Handler, open_per_ip: Counter[str], **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        self._open = open_per_ip
-        self._ip: str | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        first = self.transport is None  # STARTTLS calls this again on the same session
-        super().connection_made(transport)
-        if not first:
-            return
-        peer = transport.get_extra_info("peername")
-        self._ip = peer[0] if peer else "?"
-        self._open[self._ip] += 1
-        if self._open[self._ip] > PER_IP:
-            # Written before the greeting (the session task has not run yet), then closed.
-            INBOUND_MESSAGES.labels("too_many_connections").inc()
-            transport.write(b"421 4.7.0 Too many connections from your address\r\n")  # type: ignore[attr-defined]
-            transport.close()
-
-    def connection_lost(self, error: Exception | None) -> None:
-        if self._ip is not None:
-            self._open[self._ip] -= 1
-            if self._open[self._ip] <= 0:
-                del self._open[self._ip]
-            self._ip = None
-        super().connection_lost(error)
-
-
 async def serve(reports: Reports, host: str, port: int, hostname: str) -> asyncio.Server:
     """Listen for reports on ``host:port`` until the returned server is closed."""
     handler = _Handler(reports)
     open_per_ip: Counter[str] = Counter()
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: _Session(
+        lambda: CappedSMTP(
             handler,
             open_per_ip,
+            PER_IP,
+            INBOUND_MESSAGES.labels("too_many_connections").inc,
             hostname=hostname,
             data_size_limit=MAX_BYTES,
             enable_SMTPUTF8=True,
