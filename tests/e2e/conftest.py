@@ -21,7 +21,7 @@ from postwire_testkit.dns import LoopbackDns
 from postwire_testkit.http import HttpReceiver
 from postwire_testkit.infra import temp_database, temp_vhost, unique_name
 from postwire_testkit.platform import PlatformProcess
-from postwire_testkit.smtp import SmtpSink
+from postwire_testkit.smtp import SmtpSink, free_port
 
 ADMIN_TOKEN = "e2e-admin-token-" + "x" * 16
 MAIL_DOMAINS = ("example.org", "example.net", "example.com")
@@ -86,8 +86,9 @@ def platform_env(
         "POSTWIRE_DELIVERY_ATTEMPT_TIMEOUT": "10s",
         "POSTWIRE_DELIVERY_LEASE": "3s",
         "POSTWIRE_REDRIVE_INTERVAL": "1s",
-        "POSTWIRE_SMTP_PORT": "0",
-        "POSTWIRE_SMTPS_PORT": "0",
+        "POSTWIRE_SMTP_PORT": str(free_port()),
+        "POSTWIRE_SMTPS_PORT": str(free_port()),
+        "POSTWIRE_SMTP_TIMEOUT": "3s",  # idle sessions closed soon (slowloris test)
         "POSTWIRE_INBOUND_PORT": "0",
         "POSTWIRE_LOG_FORMAT": "json",
     }

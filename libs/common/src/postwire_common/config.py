@@ -110,6 +110,13 @@ class Settings(BaseSettings):
         None, description="PEM key (or its file) for submission TLS; a secret, never shown."
     )
     smtp_auth_require_tls: bool = Field(True, description="Refuse AUTH before TLS.")
+    smtp_timeout: float = Field(
+        60.0, gt=0, description="A submission session idle this long (no command, no DATA "
+        "line) is closed."
+    )
+    smtp_connections_per_ip: int = Field(
+        50, ge=1, description="Submission sessions one source address may hold at once."
+    )
     dns_nameservers: CommaList = Field(
         default_factory=list,
         description="Comma list of ip or ip:port for MX and domain checks; empty = system.",
@@ -271,6 +278,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "webhook_timeout",
+        "smtp_timeout",
         "delivery_attempt_timeout",
         "delivery_lease",
         "redrive_interval",

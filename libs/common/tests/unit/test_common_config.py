@@ -121,6 +121,8 @@ def test_parse_schedule_refuses_bad_entries(text: object) -> None:
         ("smtp_tls_cert", None),
         ("smtp_tls_key", None),
         ("smtp_auth_require_tls", True),
+        ("smtp_timeout", 60.0),
+        ("smtp_connections_per_ip", 50),
         ("dns_nameservers", []),
         ("delivery_port", 25),
         ("delivery_relay", ""),

@@ -1,7 +1,9 @@
 """ingest's composition root.
 
 Process model: one asyncio loop runs the HTTP API (uvicorn, built by
-``postwire_common.http.app``) and the outbox relay task. ingest consumes
+``postwire_common.http.app``), the SMTP submission listeners (``submission``, on
+``POSTWIRE_SMTP_PORT`` and ``POSTWIRE_SMTPS_PORT``, both through the same ``Sender`` as
+the HTTP API) and the outbox relay task. ingest consumes
 ``SuppressionChanges`` (its copy of the suppression lists, filtered at accept time) and
 ``TaskCounts`` (its tasks' delivered and failed counts, counted by events); it
 stores each request's content once (``postwire_common.content``) and
@@ -12,6 +14,7 @@ relays share the outbox with ``SKIP LOCKED``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from types import MappingProxyType
 
@@ -22,6 +25,7 @@ from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
 from postwire_common.content import ContentStore
 from postwire_common.crypto import keyring
+from postwire_common.identity import Identity
 from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
 from postwire_ingest import handlers
@@ -37,6 +41,8 @@ from postwire_ingest.limits import (
 )
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import OUTBOX_TABLE, IngestStore
+from postwire_ingest.submission import server as submission
+from postwire_ingest.submission.tls import server_context
 from postwire_ingest.task_attachment_store import TaskAttachmentStore
 from postwire_ingest.task_store import TaskStore
 from postwire_ingest.tasks import TaskRunner
@@ -74,6 +80,15 @@ class IngestService(Service):
         sender = Sender(
             self.store, ContentStore(self.pool), self.relay.wake, tls.rules, labels.ensure
         )
+        self.submission = submission.Submission(
+            sender,
+            Identity(self.pool),
+            self.pool,
+            settings.helo_name,
+            timeout=settings.smtp_timeout,
+            per_ip=settings.smtp_connections_per_ip,
+        )
+        self._listeners: list[asyncio.Server] = []
         self.domains = DomainChecker(settings, self.store, sender.forget_senders)
         templates = TemplateStore(self.pool)
         context = IngestContext(
@@ -108,8 +123,29 @@ class IngestService(Service):
         self.spawn(self.domains.run(), "domain re-checks")
         self.spawn(self.tasks.run(), "tasks")
         self.relay.start()
+        await self._listen()
+
+    async def _listen(self) -> None:
+        """The SMTP submission listeners: STARTTLS and implicit TLS, each when its port is
+        set."""
+        settings = self.settings
+        ports = [(settings.smtp_port, False), (settings.smtps_port, True)]
+        if not any(port for port, _ in ports):
+            return
+        context = server_context(settings, settings.helo_name)
+        for port, implicit in ports:
+            if port:
+                self._listeners.append(
+                    await submission.serve(
+                        self.submission, settings.http_host, port, context,
+                        implicit_tls=implicit, auth_require_tls=settings.smtp_auth_require_tls,
+                    )
+                )  # fmt: skip
 
     async def stop(self) -> None:
+        for listener in self._listeners:
+            listener.close()  # no new sessions; those in flight finish their DATA
+
         # The relay goes first, while the broker connection it publishes on is still up;
         # what it has not published stays in the outbox for the next process.
         await self.relay.stop()

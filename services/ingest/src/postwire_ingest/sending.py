@@ -75,6 +75,10 @@ class SendCommand:
     recipient_variables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     idempotency_key: str | None = None
     fingerprint: bytes = b""  # hash of the request body, for idempotency-key reuse checks
+    # SMTP submission: the message as the client sent it (``content`` then holds only its
+    # subject), and its Message-ID, which every recipient's copy keeps.
+    as_sent: StoredContent | None = None
+    message_id: str | None = None
 
 
 # A domain may send once SPF and DKIM verify (usable); verified adds MX.
@@ -237,14 +241,12 @@ class Sender:
                 self._senders.put((tenant_id, address), sender)
         return sender
 
-    async def send(self, principal: Principal, command: SendCommand) -> list[dict[str, str]]:
-        mailbox = parse_mailbox(command.sender, field="from")
-        recipients = unique_recipients(command.to)
-        label = check_label(command.label)
-        sender = await self._sender(principal.tenant_id, mailbox.address)
+    async def usable_sender(self, tenant_id: str, address: str) -> SenderRow:
+        """The account's sender ``address`` on a domain that may send, or InvalidValue."""
+        sender = await self._sender(tenant_id, address)
         if sender is None:
             raise InvalidValue(
-                f"Disallowed source address: {mailbox.address} is not a sender of this "
+                f"Disallowed source address: {address} is not a sender of this "
                 "account (add it with POST /v1/senders)"
             )
         if sender.domain_status not in SENDING_STATES:
@@ -252,7 +254,14 @@ class Sender:
                 f"the domain {sender.domain} of the sender is not usable: its SPF and DKIM "
                 f"records must verify (POST /v1/domains/{sender.domain}/verify)"
             )
-        if not mailbox.name and sender.alias:
+        return sender
+
+    async def send(self, principal: Principal, command: SendCommand) -> list[dict[str, str]]:
+        mailbox = parse_mailbox(command.sender, field="from")
+        recipients = unique_recipients(command.to)
+        label = check_label(command.label)
+        sender = await self.usable_sender(principal.tenant_id, mailbox.address)
+        if not mailbox.name and sender.alias and command.as_sent is None:
             mailbox = Mailbox(mailbox.address, sender.alias)
         if label is not None:
             await self._ensure_label(principal.tenant_id, label)
@@ -270,7 +279,9 @@ class Sender:
         rows: list[MessageRow] = []
         outgoing: list[Outgoing] = []
         for n, (members, content) in enumerate(groups):
-            if content_size(content) > INLINE_COMPOSE_BYTES:
+            if command.as_sent is not None:
+                prepared = command.as_sent
+            elif content_size(content) > INLINE_COMPOSE_BYTES:
                 # Encoding megabytes of attachments takes long enough to stall every request.
                 prepared = await asyncio.to_thread(prepare, mailbox, content, now)
             else:
@@ -302,7 +313,7 @@ class Sender:
             # others in flight: one statement for many requests, their contents included.
             await self._group.submit(_Accept(principal.tenant_id, contents, rows, outgoing))
         self._wake_relay()
-        ACCEPTED.labels("http").inc(len(rows))
+        ACCEPTED.labels("smtp" if command.method is SendMethod.SMTP else "http").inc(len(rows))
         return result
 
     @staticmethod
@@ -336,7 +347,7 @@ class Sender:
         for to in recipients:
             rcpt = to.address
             env_id = new_id()
-            msg_id = f"<{env_id}@{mailbox.domain}>"
+            msg_id = command.message_id or f"<{env_id}@{mailbox.domain}>"
             reason = suppressed.get(rcpt.lower())
             status = "queued" if reason is None else "suppressed"
             accepted.append(Accepted(env_id, msg_id, rcpt, status))
@@ -373,7 +384,7 @@ class Sender:
                     env_id=env_id,
                     msg_id=msg_id,
                     rcpt=rcpt,
-                    to=mailbox_value(to, "To") if to.name else None,
+                    to=mailbox_value(to, "To") if to.name and command.as_sent is None else None,
                 )
             )
         batches = [

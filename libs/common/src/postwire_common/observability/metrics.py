@@ -22,6 +22,17 @@ DELIVERY_DUPLICATES = Counter(
     "postwire_delivery_duplicates_total",
     "Recipients received again on the bus, already queued or finished (not queued again).",
 )
+SUBMISSION_AUTH = Counter(
+    "postwire_submission_auth_total",
+    "SMTP submission AUTH attempts by result (ok, failed, locked: refused for too many "
+    "failures from the address, error: could not be checked).",
+    ["result"],
+)
+SUBMISSION_SESSIONS = Counter(
+    "postwire_submission_sessions_refused_total",
+    "SMTP submission connections refused before the greeting, by reason.",
+    ["reason"],
+)
 SMTP_CONNECTIONS = Gauge("postwire_smtp_connections", "Open outbound SMTP connections.")
 EVENTS_RECORDED = Counter("postwire_events_recorded_total", "Events recorded.", ["event"])
 PUSHES = Counter("postwire_webhook_pushes_total", "Webhook push attempts.", ["outcome"])
