@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from postwire_common.errors import InvalidValue
 from postwire_ingest.submission.message import parse, split
 from postwire_ingest.submission.throttle import LOCK_AFTER, Failures, delay_after
 
@@ -81,3 +82,9 @@ def test_wrong_guesses_are_answered_later_and_an_address_is_locked() -> None:
     assert Failures(by_address=3, by_user=0).delay == 2  # and the address for any user
     assert not Failures(by_address=LOCK_AFTER - 1, by_user=100).locked  # users never are
     assert Failures(by_address=LOCK_AFTER, by_user=0).locked
+
+
+@pytest.mark.parametrize("value", [b"<a\x00b@x>", b"<a\x1bb@x>", b"<" + b"a" * 1000 + b"@x>"])
+def test_a_message_id_that_cannot_be_stored_is_refused(value: bytes) -> None:
+    with pytest.raises(InvalidValue, match="Message-ID"):
+        submitted(b"Message-ID: " + value + b"\r\n\r\nbody")

@@ -21,12 +21,14 @@ from datetime import datetime
 from email.header import decode_header, make_header
 from email.utils import format_datetime, getaddresses
 
+from postwire_common.errors import InvalidValue
 from postwire_common.text import has_control
 
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _FIELD_START = re.compile(rb"(?m)^(?=[^ \t])")  # a line that does not continue a header
 _DROPPED = frozenset({b"bcc", b"return-path", b"authentication-results"})
 MAX_SUBJECT_CHARS = 998
+MAX_MESSAGE_ID_CHARS = 998
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,8 @@ def parse(data: bytes, envelope_sender: str, now: datetime, new_message_id: str)
         added.append(b"Date: %s\r\n" % format_datetime(now).encode("ascii"))
     message_id = (by_name.get(b"message-id") or [""])[0].strip()
     given = bool(message_id)
+    if has_control(message_id) or len(message_id) > MAX_MESSAGE_ID_CHARS:
+        raise InvalidValue("the Message-ID header is not valid (control characters, or too long)")
     if not given:
         message_id = new_message_id
         added.append(b"Message-ID: %s\r\n" % message_id.encode("ascii"))
