@@ -11,7 +11,7 @@ import random
 import pytest
 
 from postwire_ingest.attachments import FORBIDDEN_EXTENSIONS
-from postwire_ingest.submission.parts import forbidden_attachment
+from postwire_ingest.submission.parts import TooComplex, forbidden_attachment
 
 HEAD = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: t\r\nMIME-Version: 1.0\r\n"
 TEXT = b"Content-Type: text/plain; charset=utf-8\r\n\r\nHello.\r\n"
@@ -253,17 +253,28 @@ def nested(levels: int) -> bytes:
     return message
 
 
-def test_nesting_is_read_ten_messages_deep_and_no_deeper() -> None:
+def test_nesting_is_read_ten_messages_deep_and_deeper_is_refused() -> None:
     assert forbidden_attachment(nested(10)) == ".exe"
-    assert forbidden_attachment(nested(11)) is None
-    assert forbidden_attachment(nested(50)) is None  # stops descending; no RecursionError
+    for levels in (11, 50):  # not passed with a part unread; no RecursionError
+        with pytest.raises(TooComplex, match="nested more than 10"):
+            forbidden_attachment(nested(levels))
+
+
+def test_more_parts_than_are_read_is_refused() -> None:
+    many = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(1001))
+    message = MIXED + many + b"--b--\r\n"
+    with pytest.raises(TooComplex, match="more than 1000 MIME parts"):
+        forbidden_attachment(message)
+    fewer = MIXED + many[: len(many) // 1001 * 900] + b"--b--\r\n"
+    assert forbidden_attachment(fewer) is None
 
 
 def test_deep_multipart_nesting_ends_without_recursion() -> None:
     message = attachment('Content-Disposition: attachment; filename="a.exe"')
     for level in range(2000):  # far past Python's recursion limit for its own parser
         message = multipart(message, boundary=f"n{level}")
-    assert forbidden_attachment(mail(message)) is None
+    with pytest.raises(TooComplex, match="nested more than 50"):
+        forbidden_attachment(mail(message))
     shallow = attachment('Content-Disposition: attachment; filename="a.exe"')
     for level in range(20):
         shallow = multipart(shallow, boundary=f"n{level}")

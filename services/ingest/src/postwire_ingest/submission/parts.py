@@ -24,11 +24,13 @@ trick below is a way to hide ``.exe`` from a filter that reads less than the cli
   (``=ybegin ... name=evil.exe``) blocks in a text body, which clients such as
   Thunderbird turn into attachments.
 
-A hostile message costs bounded time and no recursion. Descent stops after 10 levels of
-``message/*`` or 50 nested containers, and reading stops after 1000 parts; nothing
-beyond those limits is scanned. Most mail has none of this, so a message whose top-level
-header block names no container type, file name or transfer encoding, and which has no
-line starting with ``begin`` or ``=ybegin``, is answered without parsing.
+A hostile message costs bounded time and no recursion. A message with more than 10 levels
+of ``message/*``, 50 nested containers or 1000 parts is :class:`TooComplex`: it cannot be
+vouched for, so it is refused rather than passed with a part unread.
+
+Most mail has none of this, so a message whose top-level header block names no container
+type, file name or transfer encoding, and which has no line starting with ``begin`` or
+``=ybegin``, is answered without parsing.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ _HEADERS = BytesHeaderParser(policy=compat32)
 _Param = str | tuple[str | None, str | None, str]
 
 
+class TooComplex(ValueError):
+    """The message nests deeper, or has more parts, than is scanned."""
+
+
 class _Part(NamedTuple):
     buf: bytes
     start: int
@@ -82,7 +88,7 @@ class _Part(NamedTuple):
 
 def forbidden_attachment(raw: bytes) -> str | None:
     """The first forbidden extension (lower case with its dot, e.g. ".exe") of any file name
-    in the message, or None."""
+    in the message, or None; :class:`TooComplex` past the limits."""
     if _plain(raw):
         return None
     raw = _BARE_CR.sub(b"\r\n", raw)  # one idea of a line for Python and the regexes alike
@@ -94,6 +100,8 @@ def forbidden_attachment(raw: bytes) -> str | None:
         if found:
             return found
         stack.extend(reversed(inner))  # depth first, in document order
+    if stack:
+        raise TooComplex(f"more than {_MAX_PARTS} MIME parts")
     return None
 
 
@@ -135,14 +143,13 @@ def _visit(part: _Part) -> tuple[str | None, list[_Part]]:
             inner += parts
             text = text or not parts  # a broken multipart is shown as its text
         elif kind.startswith("message"):
-            if part.messages < _MAX_MESSAGES and part.nesting < _MAX_NESTING:
-                buf, start = (
-                    (part.buf, body) if encoding is None else (_decoded(part, body, encoding), 0)
-                )
-                end = part.end if encoding is None else len(buf)
-                inner.append(
-                    _Part(buf, start, end, part.messages + 1, part.nesting + 1, "text/plain")
-                )
+            if part.messages >= _MAX_MESSAGES or part.nesting >= _MAX_NESTING:
+                raise TooComplex(f"messages nested more than {_MAX_MESSAGES} deep")
+            buf, start = (
+                (part.buf, body) if encoding is None else (_decoded(part, body, encoding), 0)
+            )
+            end = part.end if encoding is None else len(buf)
+            inner.append(_Part(buf, start, end, part.messages + 1, part.nesting + 1, "text/plain"))
         else:
             text = text or kind.startswith("text") or "/" not in kind
     if text:
@@ -171,7 +178,7 @@ def _multipart(
 ) -> list[_Part]:
     """The body parts between the delimiter lines of every boundary the part declares."""
     if part.nesting >= _MAX_NESTING:
-        return []
+        raise TooComplex(f"MIME parts nested more than {_MAX_NESTING} deep")
     buf, start, end = part.buf, body, part.end
     if encoding is not None:  # forbidden by RFC 2046, undone by some clients
         buf, start = b"\n" + _decoded(part, body, encoding), 1

@@ -32,7 +32,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from postwire_common.addresses import parse_mailbox
 from postwire_common.content import StoredContent
-from postwire_common.errors import AuthorizationFailed, PostwireError
+from postwire_common.errors import AuthorizationFailed, InvalidValue, PostwireError
 from postwire_common.identity import Identity, Principal
 from postwire_common.ids import new_id
 from postwire_common.observability.metrics import SUBMISSION_AUTH, SUBMISSION_SESSIONS
@@ -42,7 +42,7 @@ from postwire_ingest.compose import Content
 from postwire_ingest.limits import MAX_MESSAGE_BYTES, MAX_RECIPIENTS
 from postwire_ingest.sending import SendCommand, Sender
 from postwire_ingest.submission.message import parse
-from postwire_ingest.submission.parts import forbidden_attachment
+from postwire_ingest.submission.parts import TooComplex, forbidden_attachment
 from postwire_ingest.submission.throttle import MAX_DELAY, AuthFailures
 
 log = logging.getLogger("postwire.ingest.submission")
@@ -220,7 +220,12 @@ class Submission:
         now = datetime.now(UTC)
 
         def examine() -> tuple[str | None, Any]:
-            found = forbidden_attachment(data)
+            try:
+                found = forbidden_attachment(data)
+            except TooComplex as exc:
+                raise InvalidValue(
+                    f"the message cannot be checked for attachments: {exc}"
+                ) from None
             return found, None if found else parse(data, mail_from, now, f"<{new_id()}@{domain}>")
 
         if len(data) > INLINE_BYTES:
