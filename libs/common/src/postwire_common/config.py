@@ -111,8 +111,9 @@ class Settings(BaseSettings):
     )
     smtp_auth_require_tls: bool = Field(True, description="Refuse AUTH before TLS.")
     smtp_timeout: float = Field(
-        60.0, gt=0, description="A submission session idle this long (no command, no DATA "
-        "line) is closed."
+        60.0,
+        gt=0,
+        description="A submission session idle this long (no command, no DATA line) is closed.",
     )
     smtp_connections_per_ip: int = Field(
         50, ge=1, description="Submission sessions one source address may hold at once."
