@@ -21,10 +21,14 @@ import httpx
 import pytest
 
 from postwire_testkit.api import Tenant, envelope
+from postwire_testkit.dns import LoopbackDns
 from postwire_testkit.http import HttpReceiver
 from postwire_testkit.platform import PlatformProcess
 from postwire_testkit.smtp import SmtpSink
 from postwire_testkit.wait import eventually
+
+from .test_dkim import dns_lookup, publish_dkim, verifies
+from .test_webhooks import signature_ok
 
 NO_VERIFY = ssl._create_unverified_context()  # noqa: S323 (the self-signed certificate)
 FAILED = "554 Transaction failed: "
@@ -93,9 +97,11 @@ async def run(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 async def test_each_recipient_is_a_message_delivered_as_sent_with_a_signed_webhook(
-    tenant: Tenant, ports: tuple[int, int], mx: SmtpSink, receiver: HttpReceiver
+    tenant: Tenant, ports: tuple[int, int], mx: SmtpSink, receiver: HttpReceiver, dns: LoopbackDns
 ) -> None:
-    await tenant.add_webhook(receiver.url(f"/{tenant.name}"), ["delivered"])
+    hook = await tenant.add_webhook(receiver.url(f"/{tenant.name}"), ["delivered"])
+    await publish_dkim(tenant, dns)
+    lookup = dns_lookup(dns)
     rcpts = [f"ann.{tenant.name}@example.org", f"bob.{tenant.name}@example.net",
              f"cid.{tenant.name}@example.com"]  # fmt: skip
     mail = message(tenant, f"{rcpts[0]}, {rcpts[1]}", Cc=rcpts[2], Bcc="hidden@example.org")
@@ -127,7 +133,7 @@ async def test_each_recipient_is_a_message_delivered_as_sent_with_a_signed_webho
         assert parsed["Subject"] == "Order №7 ✓"
         assert parsed["Bcc"] is None  # never shown to the recipients
         assert parsed["X-Postwire-Env-Id"] in ids
-        assert parsed["DKIM-Signature"] is not None
+        assert verifies(got.data, 0, lookup)  # signed over the 8-bit message as sent
         assert got.data.split(b"\r\n\r\n", 1)[1] == body
 
     def delivered() -> dict[str, dict[str, Any]]:
@@ -136,6 +142,7 @@ async def test_each_recipient_is_a_message_delivered_as_sent_with_a_signed_webho
 
     await eventually(lambda: set(delivered()) == set(ids), what="a delivered push each")
     for push in delivered().values():
+        assert signature_ok(hook["app_key"], push)
         assert push["msg_id"] == mail["Message-ID"]
         assert push["from"] == tenant.sender
     shown = envelope(await tenant.message(ids[0]))["Result"]

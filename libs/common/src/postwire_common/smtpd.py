@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +33,6 @@ logging.getLogger("mail.log").setLevel(logging.WARNING)
 END_OF_DATA = b"\r\n.\r\n"
 CHUNK = 64 * 1024
 MAX_LINE = 1000  # octets of a line without its CRLF (RFC 5321 4.5.3.1.6)
-_LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_LINE + 1))
 
 TOO_MANY = b"421 4.7.0 Too many connections from your address\r\n"
 
@@ -123,7 +121,7 @@ class CappedSMTP(SMTP):
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push("552 Error: Too much mail data")
             return
-        if _LONG_LINE.search(data):
+        if len(data) > MAX_LINE and max(map(len, data.splitlines())) > MAX_LINE:
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
             return
