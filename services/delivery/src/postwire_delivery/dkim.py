@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -166,20 +167,30 @@ dkim.RSASSA_PKCS1_v1_5_sign = _openssl_sign
 # Every recipient's copy of a message has the same body: dkimpy canonicalises it again for
 # each (regexes over the whole body, ~seconds for 10 MB x 100 copies). Large bodies'
 # canonical form is remembered for the last few bodies (the key is the bytes themselves).
-_relaxed_body = dkim.canonicalization.Relaxed.canonicalize_body
 CACHED_BODY_BYTES = 64 * 1024
+# Runs that relaxed canonicalisation changes: a tab, or two or more blanks. dkimpy's
+# "[\t ]+" also rewrites every single space as itself, a quarter of delivery's time on
+# prose; after compression the blank before a line end is one space, removed in C.
+_WSP_RUN = re.compile(rb"\t[\t ]*| [\t ]+")
+
+
+def _relaxed_body(body: bytes) -> bytes:
+    """RFC 6376 3.4.4, as dkimpy's ``Relaxed.canonicalize_body`` computes it."""
+    compressed = _WSP_RUN.sub(b" ", body).replace(b" \r\n", b"\r\n")
+    canonical = dkim.canonicalization.correct_empty_body(
+        dkim.canonicalization.strip_trailing_lines(compressed)
+    )
+    return bytes(canonical)
 
 
 @lru_cache(maxsize=2)
 def _cached_relaxed_body(body: bytes) -> bytes:
-    result: bytes = _relaxed_body(body)
-    return result
+    return _relaxed_body(body)
 
 
 def _relaxed_body_of(body: bytes) -> bytes:
     if len(body) < CACHED_BODY_BYTES:
-        result: bytes = _relaxed_body(body)
-        return result
+        return _relaxed_body(body)
     return _cached_relaxed_body(body)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 
 import dkim
 import dkim.crypto
@@ -192,3 +193,29 @@ def test_an_ed25519_signature_fails_on_a_changed_header_or_another_key(
     raw = other.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     wrong = b"v=DKIM1; k=ed25519; p=" + base64.b64encode(raw)
     assert not dkim.verify(signed, dnsfunc=dns_of({name: wrong}))
+
+
+def test_relaxed_body_canonicalisation_equals_dkimpys() -> None:
+    """Ours skips rewriting single spaces; the result must be dkimpy's, byte for byte."""
+    from dkim.canonicalization import (
+        compress_whitespace,
+        correct_empty_body,
+        strip_trailing_lines,
+        strip_trailing_whitespace,
+    )
+
+    from postwire_delivery.dkim import _relaxed_body
+
+    def dkimpys(body: bytes) -> bytes:
+        return bytes(
+            correct_empty_body(
+                strip_trailing_lines(compress_whitespace(strip_trailing_whitespace(body)))
+            )
+        )
+
+    rng = random.Random(7)
+    pieces = [b"a", b"b", b" ", b"\t", b"\r\n", b"\r", b"\n", b"  ", b" \t "]
+    bodies = [b"", b"\r\n", b" \r\n\r\n", b"\t", b"x \t\r\n \r\n\r\n"]
+    bodies += [b"".join(rng.choices(pieces, k=rng.randint(1, 60))) for _ in range(3000)]
+    for body in bodies:
+        assert _relaxed_body(body) == dkimpys(body), body
