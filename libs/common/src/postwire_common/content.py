@@ -66,17 +66,18 @@ def render(
 _INSERT_CTE = (
     "contents AS (INSERT INTO ingest.contents (id, account_id, head, body, tracking) "
     "SELECT u.id, u.account_id, u.head, u.body, u.tracking::jsonb "
-    "FROM unnest(ARRAYS) AS u(id, account_id, head, body, tracking) "
+    "FROM unnest(ARRAYS) AS u(id, account_id, head, body, tracking) WHERE GUARD "
     "ON CONFLICT (id) DO NOTHING)"
 )
 
 
-def insert_cte(first: int) -> str:
+def insert_cte(first: int, guard: str = "true") -> str:
     """A ``WITH`` item that stores contents given as five arrays from parameter ``$first``
-    on (see :func:`content_columns`), for a statement that commits more with them."""
+    on (see :func:`content_columns`), for a statement that commits more with them; only
+    when the SQL condition ``guard`` holds."""
     a, b, c, d, e = (f"${first + n}" for n in range(5))
     arrays = f"{a}::text[], {b}::text[], {c}::bytea[], {d}::bytea[], {e}::text[]"
-    return _INSERT_CTE.replace("ARRAYS", arrays)
+    return _INSERT_CTE.replace("ARRAYS", arrays).replace("GUARD", guard)
 
 
 def content_columns(
@@ -114,17 +115,6 @@ class ContentStore:
             content.head,
             content.body,
             content.tracking,
-        )
-
-    async def put_many(
-        self, account_id: str, contents: Sequence[tuple[str, StoredContent]]
-    ) -> None:
-        """Several contents of one request (a template with per-recipient values) in one
-        round trip."""
-        await self._pool.executemany(
-            "INSERT INTO ingest.contents (id, account_id, head, body, tracking) "
-            "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (id) DO NOTHING",
-            [(cid, account_id, c.head, c.body, c.tracking) for cid, c in contents],
         )
 
     async def get(self, content_id: str) -> StoredContent:

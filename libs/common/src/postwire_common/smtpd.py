@@ -4,7 +4,8 @@ A source address holds at most ``per_ip`` sessions: the rest are answered ``421`
 the greeting and closed, so one host cannot take every slot (connection floods, slowloris
 with many sockets). aiosmtpd's own idle timeout closes sessions that stop talking.
 
-Two of aiosmtpd's commands are replaced, for speed, keeping their replies and guarantees:
+Two of aiosmtpd's commands are replaced, for speed, keeping their replies and guarantees
+(and simple ``<local@host>`` paths are parsed by a regex first):
 
 - ``STARTTLS`` upgrades through the event loop's ``start_tls`` (uvloop's TLS, in C)
   instead of aiosmtpd's pure-Python TLS protocol, which spent a quarter of a submission
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +32,9 @@ from aiosmtpd.smtp import MISSING, SMTP, TLSSetupException
 # aiosmtpd logs every command at INFO, recipient addresses included: warnings only.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 
+# <dot-atom@host> and what follows: most envelope addresses, parsed without the email
+# package's header parser (a tenth of a submission's time); others take aiosmtpd's path.
+_SIMPLE_PATH = re.compile(r"\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)>(.*)", re.S)
 END_OF_DATA = b"\r\n.\r\n"
 CHUNK = 64 * 1024
 MAX_LINE = 1000  # octets of a line without its CRLF (RFC 5321 4.5.3.1.6)
@@ -80,6 +85,14 @@ class CappedSMTP(SMTP):
                 del self._open[self._ip]
             self._ip = None
         super().connection_lost(error)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        simple = _SIMPLE_PATH.fullmatch(arg) if arg else None
+        if simple is None or (
+            self.local_part_limit and simple.group(1).index("@") > self.local_part_limit
+        ):
+            return super()._getaddr(arg)
+        return simple.group(1), simple.group(2).strip()
 
     async def smtp_STARTTLS(self, arg: str) -> None:
         if arg:

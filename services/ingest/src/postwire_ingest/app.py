@@ -23,7 +23,6 @@ from fastapi import APIRouter
 from postwire_common.broker import topology
 from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
-from postwire_common.content import ContentStore
 from postwire_common.crypto import keyring
 from postwire_common.identity import Identity
 from postwire_common.partitions import History, Retention
@@ -77,9 +76,7 @@ class IngestService(Service):
         )
         tls = TlsPolicies(TlsPolicyStore(self.pool))
         labels = Labels(LabelStore(self.pool))
-        sender = Sender(
-            self.store, ContentStore(self.pool), self.relay.wake, tls.rules, labels.ensure
-        )
+        sender = Sender(self.store, self.relay.wake, tls.rules, labels.ensure)
         self.submission = submission.Submission(
             sender,
             Identity(self.pool),

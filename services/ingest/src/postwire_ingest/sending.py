@@ -3,11 +3,11 @@
 ::
 
     SendRequest ──check──▶ sender, recipients, content ──prepare──▶ StoredContent
-        ──content store──▶ the content, once (orphaned if the request then fails)
         ──per recipient──▶ messages row + request MailEvent (ids, no content)
         ──per domain──▶ RecipientBatch (in OutboundBatches) with the account's TLS mode
                         for the domain (tls_policies); EventBatch of request events
-        ──one statement──▶ ingest.messages, ingest.outbox (+ idempotency key)
+        ──one statement──▶ ingest.contents (once), ingest.messages, ingest.outbox
+                           (+ idempotency key; nothing is written if it was used)
         ──commit──▶ 202; the outbox relay publishes after
 
 Accepted means committed: the answer is given only after the transaction commits, and
@@ -29,7 +29,7 @@ from postwire_common.addresses import Mailbox, check_header_value, parse_mailbox
 from postwire_common.batching import Batcher
 from postwire_common.broker import topology
 from postwire_common.broker.publish import Outgoing
-from postwire_common.content import ContentStore, StoredContent
+from postwire_common.content import StoredContent
 from postwire_common.errors import EmptyValue, InvalidEmail, InvalidValue, SizeExceeded
 from postwire_common.identity import Principal
 from postwire_common.ids import new_id
@@ -200,7 +200,6 @@ class Sender:
     def __init__(
         self,
         store: IngestStore,
-        contents: ContentStore,
         wake_relay: Callable[[], None],
         tls_rules: Callable[[str], Awaitable[Mapping[str, TlsMode]]],
         ensure_label: Callable[[str, str], Awaitable[None]],
@@ -208,7 +207,6 @@ class Sender:
         self._ensure_label = ensure_label  # sending with a new label creates it
         self._store = store
         self._tls_rules = tls_rules  # an account's TLS policies, domain -> mode
-        self._contents = contents
         self._wake_relay = wake_relay
         # Senders found are remembered briefly (not those missing: a sender just added
         # works at once); one deleted in another process stops working within 5 s.
@@ -301,11 +299,12 @@ class Sender:
 
         large = any(c.size > INLINE_COMPOSE_BYTES for _, c in contents)
         if command.idempotency_key or large:
-            await self._contents.put_many(principal.tenant_id, contents)
             idempotency = None
             if command.idempotency_key:
                 idempotency = (command.idempotency_key, command.fingerprint, result)
-            earlier = await self._store.accept(principal.tenant_id, rows, outgoing, idempotency)
+            earlier = await self._store.accept(
+                principal.tenant_id, rows, outgoing, idempotency, contents
+            )
             if earlier is not None:
                 return self._replay(earlier, command)
         else:

@@ -21,7 +21,7 @@ from postwire_ingest.domain_store import DomainStore
 OUTBOX_TABLE = "ingest.outbox"
 
 # Accepting a request is one statement (one round trip, atomic): claim the idempotency key
-# if there is one, and only then insert the messages and their outbox entries.
+# if there is one, and only then insert the contents, messages and their outbox entries.
 _ACCEPT = """
 WITH claim AS (
     INSERT INTO ingest.idempotency_keys (account_id, key, request_hash, response)
@@ -47,9 +47,9 @@ WITH claim AS (
     INSERT INTO ingest.outbox (exchange, routing_key, message_id, body)
     SELECT * FROM unnest($16::text[], $17::text[], $18::text[], $19::bytea[])
     WHERE (SELECT ok FROM go)
-)
+), CONTENTS
 SELECT ok FROM go
-"""
+""".replace("CONTENTS", insert_cte(20, guard="(SELECT ok FROM go)"))
 
 
 # Accepting requests without an idempotency key, many at once (group commit): their
@@ -335,8 +335,10 @@ class IngestStore(DomainStore):
         rows: Sequence[MessageRow],
         outgoing: Sequence[Outgoing],
         idempotency: tuple[str, bytes, Any] | None,
+        contents: Sequence[tuple[str, StoredContent]] = (),
     ) -> asyncpg.Record | None:
-        """Commit the message rows and their outbox entries in one statement.
+        """Commit the contents (``(content_id, content)``), the message rows and their
+        outbox entries in one statement.
 
         With ``idempotency = (key, request_hash, response)`` the key is claimed in the same
         statement; if it was used before, nothing is written and the earlier use
@@ -362,6 +364,7 @@ class IngestStore(DomainStore):
             [r.size for r in rows],
             [r.created_at for r in rows],
             *outbox_columns(outgoing),
+            *content_columns([(cid, account_id, content) for cid, content in contents]),
         )
         if accepted:
             return None
