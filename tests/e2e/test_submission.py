@@ -28,6 +28,7 @@ from postwire_testkit.smtp import SmtpSink
 from postwire_testkit.wait import eventually
 
 from .test_dkim import dns_lookup, publish_dkim, verifies
+from .test_ledger import pg_cluster
 from .test_webhooks import signature_ok
 
 NO_VERIFY = ssl._create_unverified_context()  # noqa: S323 (the self-signed certificate)
@@ -403,3 +404,28 @@ async def test_idle_sessions_are_closed_and_one_address_holds_few(
     accepted, refusal = await run(flood)
     assert refusal.startswith(b"421 4.7.0 Too many connections from your address"), refusal
     assert 50 <= accepted <= 50 * (os.cpu_count() or 1)
+
+
+@pytest.mark.outage
+async def test_a_database_outage_answers_internal_server_error_and_keeps_nothing(
+    tenant: Tenant, ports: tuple[int, int], mx: SmtpSink
+) -> None:
+    """PostgreSQL stops (really) between two messages of one session: the second is
+    refused with the seed's text, not answered 250, and never delivered."""
+    first, second = f"before.{tenant.name}@example.org", f"during.{tenant.name}@example.org"
+
+    def session() -> str:
+        with login(ports[0], tenant) as client:
+            env_ids(transaction(client, tenant.sender, [first], message(tenant, first).as_bytes()))
+            pg_cluster("stop")  # the sender is still cached: MAIL and RCPT pass
+            try:
+                return transaction(
+                    client, tenant.sender, [second], message(tenant, second).as_bytes()
+                )
+            finally:
+                pg_cluster("start")
+
+    assert await run(session) == FAILED + "Internal server error"
+    await eventually(lambda: mx.for_rcpt(first), within=60, what="the message before")
+    await asyncio.sleep(2)
+    assert mx.for_rcpt(second) == []

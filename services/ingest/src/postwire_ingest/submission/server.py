@@ -77,7 +77,7 @@ class _Session(CappedSMTP):
             handler,
             open_per_ip,
             handler.per_ip,
-            SUBMISSION_SESSIONS.labels("refused_per_ip").inc,
+            SUBMISSION_SESSIONS.labels("too_many_from_address").inc,
             # Capture the credentials only; they are checked, asynchronously, in _verify.
             authenticator=lambda *args: AuthResult(success=True, auth_data=args[-1]),
             **kw,
