@@ -343,9 +343,9 @@ async def test_auth_guessing_is_slowed_then_the_address_is_locked_out(
 
     # Counted by every ingest process together: each wrong guess waits longer.
     first, second, third = [await run(guess, n) for n in range(3)]
-    assert first < 0.4
-    assert 0.5 <= second < 1.4
-    assert 1.0 <= third < 1.9
+    assert first < 0.5  # the first wrong guess is answered at once
+    assert second >= 0.5
+    assert third >= 1.0
     with ThreadPoolExecutor(20) as pool:  # a guesser with many sessions at once
         list(pool.map(guess, range(3, 20)))
 
