@@ -194,6 +194,14 @@ def test_every_postwire_variable_is_a_setting() -> None:
             assert container["envFrom"] == [{"configMapRef": {"name": "postwire-config"}}]
             for var in container["env"]:
                 ref = var["valueFrom"]["secretKeyRef"]
+                if ref["name"] == "postwire-smtp-tls":  # a kubernetes.io/tls Secret
+                    tls_keys = {
+                        "POSTWIRE_SMTP_TLS_CERT": "tls.crt",
+                        "POSTWIRE_SMTP_TLS_KEY": "tls.key",
+                    }
+                    assert tls_keys[var["name"]] == ref["key"]
+                    assert ref["optional"] is True  # self-signed without it
+                    continue
                 assert ref["name"] == "postwire-secrets"
                 assert var["name"] == ref["key"]
                 assert ref["key"] in SECRET_KEYS
@@ -240,12 +248,16 @@ def test_k8s_deploys_every_service() -> None:
         assert service["selector"].items() <= labels.items()
         ports = [(p["port"], p["targetPort"]) for p in service["ports"]]
         assert ports[0] == (8080, 8080)
+        config = k8s_objects("ConfigMap")["postwire-config"]["data"]
         if name == "delivery":  # the inbound MX: port 25 to the pods' POSTWIRE_INBOUND_PORT
-            inbound = int(
-                k8s_objects("ConfigMap")["postwire-config"]["data"]["POSTWIRE_INBOUND_PORT"]
-            )
+            inbound = int(config["POSTWIRE_INBOUND_PORT"])
             assert ports[1:] == [(25, inbound)]
             assert {"name": "inbound-smtp", "containerPort": inbound} in container["ports"]
+        elif name == "ingest":  # SMTP submission: 587 and 465 to the pods' listeners
+            starttls, tls = int(config["POSTWIRE_SMTP_PORT"]), int(config["POSTWIRE_SMTPS_PORT"])
+            assert ports[1:] == [(587, starttls), (465, tls)]
+            assert {"name": "submission", "containerPort": starttls} in container["ports"]
+            assert {"name": "submissions", "containerPort": tls} in container["ports"]
         else:
             assert ports == [(8080, 8080)]
 
