@@ -49,7 +49,7 @@ from postwire_common.schemas import (
 from postwire_common.ttl_cache import TtlCache
 from postwire_ingest.compose import Content, mailbox_value, prepare
 from postwire_ingest.limits import MAX_LABEL_CHARS, MAX_RECIPIENTS
-from postwire_ingest.store import IngestStore, MessageRow, SenderRow
+from postwire_ingest.store import IngestStore, KeyedRequest, MessageRow, SenderRow
 from postwire_ingest.templates import Content as TemplateContent
 from postwire_ingest.templates import render
 from postwire_ingest.tls_policies import mode_for
@@ -212,6 +212,9 @@ class Sender:
         # works at once); one deleted in another process stops working within 5 s.
         self._senders: TtlCache[tuple[str, str], SenderRow] = TtlCache(SENDER_CACHE_SECONDS)
         self._group: Batcher[_Accept, None] = Batcher(self._accept_many, max_size=64)
+        self._keyed: Batcher[KeyedRequest, Any] = Batcher(
+            self._store.accept_keyed_many, max_size=64
+        )
         # Suppression lookups of requests in flight together: one query.
         self._suppressions: Batcher[tuple[str, Sequence[str]], dict[str, str]] = Batcher(
             self._store.suppressed, max_size=64
@@ -298,13 +301,24 @@ class Sender:
         result = [accepted[r.address.lower()].as_dict() for r in recipients]
 
         large = any(c.size > INLINE_COMPOSE_BYTES for _, c in contents)
-        if command.idempotency_key or large:
+        if large:
             idempotency = None
             if command.idempotency_key:
                 idempotency = (command.idempotency_key, command.fingerprint, result)
             earlier = await self._store.accept(
                 principal.tenant_id, rows, outgoing, idempotency, contents
             )
+            if earlier is not None:
+                return self._replay(earlier, command)
+        elif command.idempotency_key:
+            # Small requests with a key (every SMTP submission with a Message-ID) are
+            # committed together too, each claiming its key in the same statement.
+            earlier = await self._keyed.submit(
+                KeyedRequest(
+                    principal.tenant_id, command.idempotency_key, command.fingerprint,
+                    result, rows, outgoing, contents,
+                )
+            )  # fmt: skip
             if earlier is not None:
                 return self._replay(earlier, command)
         else:

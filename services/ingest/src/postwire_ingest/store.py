@@ -4,6 +4,7 @@ domains' statements are in ``domain_store.py``, the TLS policies' in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,6 +68,56 @@ SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::bytea[])
 """.replace("CONTENTS", insert_cte(17))
 
 
+# Accepting requests with idempotency keys, many at once (group commit): each request
+# (numbered n) claims its key; only the winners' contents, messages and outbox entries are
+# written. A key given twice in one batch is claimed by its first request.
+_ACCEPT_KEYED_MANY = """
+WITH req AS (
+    SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::bytea[], $5::text[])
+        AS r(n, account_id, key, request_hash, response)
+), fresh AS (
+    SELECT DISTINCT ON (r.account_id, r.key) r.* FROM req r
+    WHERE NOT EXISTS (
+        SELECT 1 FROM ingest.idempotency_keys k
+        WHERE k.account_id = r.account_id AND k.key = r.key
+    )
+    ORDER BY r.account_id, r.key, r.n
+), claim AS (
+    INSERT INTO ingest.idempotency_keys (account_id, key, request_hash, response)
+    SELECT account_id, key, request_hash, response::jsonb FROM fresh
+    ON CONFLICT DO NOTHING
+    RETURNING account_id, key
+), won AS (
+    SELECT f.n FROM fresh f JOIN claim c ON c.account_id = f.account_id AND c.key = f.key
+), messages AS (
+    INSERT INTO ingest.messages (env_id, account_id, request_id, api_user, msg_id, sender,
+        rcpt, subject, label, status, size, created_at)
+    SELECT u.env_id, u.account_id, u.request_id, u.api_user, u.msg_id, u.sender, u.rcpt,
+        u.subject, u.label, u.status, u.size, u.created_at
+    FROM unnest($6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+        $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[],
+        $18::timestamptz[])
+        AS u(n, env_id, account_id, request_id, api_user, msg_id, sender, rcpt, subject,
+            label, status, size, created_at)
+    WHERE u.n IN (SELECT n FROM won)
+), outbox AS (
+    INSERT INTO ingest.outbox (exchange, routing_key, message_id, body)
+    SELECT u.exchange, u.routing_key, u.message_id, u.body
+    FROM unnest($19::int[], $20::text[], $21::text[], $22::text[], $23::bytea[])
+        AS u(n, exchange, routing_key, message_id, body)
+    WHERE u.n IN (SELECT n FROM won)
+), contents AS (
+    INSERT INTO ingest.contents (id, account_id, head, body, tracking)
+    SELECT u.id, u.account_id, u.head, u.body, u.tracking::jsonb
+    FROM unnest($24::int[], $25::text[], $26::text[], $27::bytea[], $28::bytea[], $29::text[])
+        AS u(n, id, account_id, head, body, tracking)
+    WHERE u.n IN (SELECT n FROM won)
+    ON CONFLICT (id) DO NOTHING
+)
+SELECT n FROM won
+"""
+
+
 # A sender with its domain's signing keys: the Ed25519 key only while it is on and its
 # record verifies.
 _SENDER = """
@@ -102,6 +153,19 @@ class SenderRow:
     # next to the RSA key.
     dkim_ed25519_selector: str | None = None
     dkim_ed25519_private_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedRequest:
+    """A request to accept under an idempotency key (``accept_keyed_many``)."""
+
+    account_id: str
+    key: str
+    request_hash: bytes
+    response: Any  # what the request is answered, kept with the key for replays
+    rows: Sequence[MessageRow]
+    outgoing: Sequence[Outgoing]
+    contents: Sequence[tuple[str, StoredContent]]  # (content_id, content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +392,64 @@ class IngestStore(DomainStore):
             *outbox_columns([o for _, _, outgoing in requests for o in outgoing]),
             *content_columns(contents),
         )
+
+    async def accept_keyed_many(self, requests: Sequence[KeyedRequest]) -> list[Any]:
+        """Commit several requests that carry idempotency keys in one statement; for each,
+        None when it claimed its key (and was written), else the key's earlier use
+        (``request_hash``, ``response``), and nothing of it was written."""
+        rows = [(n, r.account_id, m) for n, r in enumerate(requests) for m in r.rows]
+        out = [(n, o) for n, r in enumerate(requests) for o in r.outgoing]
+        stored = [
+            (n, cid, r.account_id, c) for n, r in enumerate(requests) for cid, c in r.contents
+        ]
+        outbox = outbox_columns([o for _, o in out])
+        won = await self.pool.fetch(
+            _ACCEPT_KEYED_MANY,
+            list(range(len(requests))),
+            [r.account_id for r in requests],
+            [r.key for r in requests],
+            [r.request_hash for r in requests],
+            [json.dumps(r.response) for r in requests],
+            [n for n, _, _ in rows],
+            [m.env_id for _, _, m in rows],
+            [a for _, a, _ in rows],
+            [m.request_id for _, _, m in rows],
+            [m.api_user for _, _, m in rows],
+            [m.msg_id for _, _, m in rows],
+            [m.sender for _, _, m in rows],
+            [m.rcpt for _, _, m in rows],
+            [m.subject for _, _, m in rows],
+            [m.label for _, _, m in rows],
+            [m.status for _, _, m in rows],
+            [m.size for _, _, m in rows],
+            [m.created_at for _, _, m in rows],
+            [n for n, _ in out],
+            *outbox,
+            [n for n, _, _, _ in stored],
+            [cid for _, cid, _, _ in stored],
+            [a for _, _, a, _ in stored],
+            [c.head for _, _, _, c in stored],
+            [c.body for _, _, _, c in stored],
+            [c.tracking for _, _, _, c in stored],
+        )
+        winners = {row["n"] for row in won}
+        losers = [r for n, r in enumerate(requests) if n not in winners]
+        earlier: dict[tuple[str, str], Any] = {}
+        if losers:
+            for row in await self.pool.fetch(
+                "SELECT DISTINCT ON (k.account_id, k.key) k.account_id, k.key, "
+                "k.request_hash, k.response FROM ingest.idempotency_keys k "
+                "JOIN unnest($1::text[], $2::text[]) AS u(a, key) "
+                "ON k.account_id = u.a AND k.key = u.key "
+                "ORDER BY k.account_id, k.key, k.created_at",
+                [r.account_id for r in losers],
+                [r.key for r in losers],
+            ):
+                earlier[(row["account_id"], row["key"])] = row
+        return [
+            None if n in winners else earlier.get((r.account_id, r.key))
+            for n, r in enumerate(requests)
+        ]
 
     async def accept(
         self,
