@@ -163,7 +163,6 @@ class CappedSMTP(SMTP):
             buffer += chunk
         # What follows the end of data is the client's next commands (PIPELINING).
         self._reader._buffer[0:0] = buffer[found + len(END_OF_DATA) :]  # type: ignore[attr-defined]
-        size = dropped + found  # the message with its final CRLF, without the virtual one
-        if (limit and size > limit) or dropped:
+        if dropped or (limit and found > limit):  # found: the data's length, final CRLF in
             return None
         return bytes(buffer[: found + 2]).replace(b"\r\n.", b"\r\n")[2:]

@@ -11,9 +11,10 @@
 ``250`` is answered only after the messages are committed, as on the HTTP path. Every
 refusal of a message is ``554 Transaction failed: <reason>`` with the seed's texts. Nothing
 is relayed without AUTH (MAIL is refused before it), and an account sends only from its own
-senders. SMTP smuggling: aiosmtpd >= 1.4.6 ends DATA only at CRLF.CRLF and drops what a
-client sent before STARTTLS completed; bare CR and LF are then normalised inside the
-message (``message.py``), so no end-of-data form can split it downstream.
+senders. SMTP smuggling: the session (``postwire_common.smtpd``) ends DATA only at
+CRLF.CRLF and drops what a client sent before STARTTLS completed; bare CR and LF are then
+normalised inside the message (``message.py``), so no end-of-data form can split it
+downstream.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from postwire_common.smtpd import CappedSMTP
 from postwire_ingest.compose import Content
 from postwire_ingest.limits import MAX_MESSAGE_BYTES, MAX_RECIPIENTS
 from postwire_ingest.sending import SendCommand, Sender
-from postwire_ingest.submission.message import parse
+from postwire_ingest.submission.message import Submitted, parse
 from postwire_ingest.submission.parts import TooComplex, forbidden_attachment
 from postwire_ingest.submission.throttle import MAX_DELAY, AuthFailures
 
@@ -214,12 +215,10 @@ class Submission:
     async def _accept(
         self, principal: Principal, mail_from: str, rcpts: Sequence[str], data: bytes
     ) -> str:
-        if len(data) > MAX_MESSAGE_BYTES:
-            return TOO_LARGE
         domain = mail_from.rpartition("@")[2]
         now = datetime.now(UTC)
 
-        def examine() -> tuple[str | None, Any]:
+        def examine() -> tuple[str | None, Submitted | None]:
             try:
                 found = forbidden_attachment(data)
             except TooComplex as exc:
@@ -232,7 +231,7 @@ class Submission:
             forbidden, submitted = await asyncio.to_thread(examine)
         else:
             forbidden, submitted = examine()
-        if forbidden:
+        if forbidden or submitted is None:
             return FAILED + f"Not allowed attachement type {forbidden}"
         for author in submitted.authors:
             if not await self._usable(principal, author):
