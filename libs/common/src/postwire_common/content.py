@@ -31,8 +31,7 @@ class StoredContent:
 
     head: bytes  # common headers, each ending in CRLF; empty for content as sent
     body: bytes  # MIME-Version, Content-* headers, blank line, body; or the whole message
-    # The request's ``tracking`` choice as JSON ({"opens", "clicks", "unsubscribe"}),
-    # stored with it; nothing reads it yet (tracking is a later issue's).
+    # What the copies track, as JSON (``postwire_common.tracking.choice.Tracking``).
     tracking: str | None = None
 
     @property
@@ -165,12 +164,12 @@ class ContentStore:
         async def load() -> None:
             try:
                 rows = await self._pool.fetch(
-                    "SELECT id, head, body FROM ingest.contents WHERE id = ANY($1::text[]) "
-                    "AND octet_length(body) <= $2",
+                    "SELECT id, head, body, tracking::text FROM ingest.contents "
+                    "WHERE id = ANY($1::text[]) AND octet_length(body) <= $2",
                     missing,
                     PREFETCH_BYTES,
                 )
-                found = {r["id"]: StoredContent(r["head"], r["body"]) for r in rows}
+                found = {r["id"]: StoredContent(r["head"], r["body"], r["tracking"]) for r in rows}
             except Exception:
                 found = {}  # not fatal: each send reads its own
             for content_id, future in waiting.items():
@@ -186,10 +185,11 @@ class ContentStore:
     async def _load(self, content_ids: Sequence[str]) -> list[StoredContent | None]:
         """Contents read together (one statement for the misses of many sends)."""
         rows = await self._pool.fetch(
-            "SELECT id, head, body FROM ingest.contents WHERE id = ANY($1::text[])",
+            "SELECT id, head, body, tracking::text FROM ingest.contents "
+            "WHERE id = ANY($1::text[])",
             list(content_ids),
         )
-        found = {r["id"]: StoredContent(r["head"], r["body"]) for r in rows}
+        found = {r["id"]: StoredContent(r["head"], r["body"], r["tracking"]) for r in rows}
         for content_id, content in found.items():
             self._remember(content_id, content)
         return [found.get(content_id) for content_id in content_ids]

@@ -20,6 +20,9 @@ POSTWIRE_SECRET_KEYS=new,old      stored value            read
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import os
 import tempfile
@@ -60,6 +63,14 @@ class Keyring:
         if self._fernet is None:
             self._fernet = MultiFernet([Fernet(key) for key in self._source()])
         return self._fernet
+
+    def derived(self, purpose: bytes) -> list[bytes]:
+        """One HMAC key per secret key (the first one first), for ``purpose``: so tokens
+        we sign (tracking links) rotate with the keys, and no key is used twice."""
+        return [
+            hmac.new(base64.urlsafe_b64decode(key), purpose, hashlib.sha256).digest()
+            for key in self._source()
+        ]
 
     @staticmethod
     def is_encrypted(stored: str) -> bool:

@@ -384,6 +384,7 @@ class Sender:
                 method=command.method,
                 template_id=command.template_id,
                 task_id=command.task_id,
+                api_user=principal.api_user,
                 recv_time=now,
                 time=now,
             )

@@ -7,6 +7,9 @@ from typing import Any
 from postwire_common.schemas import MNS_EVENT_TYPES, EventType, MailEvent
 
 
+_TRACKING = frozenset({EventType.OPEN, EventType.CLICK, EventType.UNSUBSCRIBE})
+
+
 def push_body(event: MailEvent, region: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "event": event.event.value,
@@ -26,4 +29,8 @@ def push_body(event: MailEvent, region: str) -> dict[str, Any]:
     }
     if event.event is EventType.CLICK:
         body["url"] = event.url
+    if event.event in _TRACKING:  # who opened, clicked or unsubscribed (SendCloud: IP, device)
+        body["ip"] = event.ip
+        body["user_agent"] = event.user_agent
+        body["machine"] = event.machine
     return body

@@ -77,12 +77,25 @@ class MailEvent(BaseModel):
         None, description="Template it was made from; set on request events."
     )
     task_id: str | None = Field(None, description="Sending task it belongs to; request events.")
+    api_user: str | None = Field(
+        None, description="API user that sent it (SendCloud's API_USER); request events."
+    )
     status: DeliveryStatus | None = Field(
         None, description="0 delivered, 2 invalid address, 3 spam, 4 failed; null otherwise."
     )
     err_code: int | None = Field(None, description="SMTP reply code of the recipient's server.")
     err_msg: str | None = Field(None, description="SMTP reply text, or why we gave up.")
     url: str | None = Field(None, description="Followed link of a click event.")
+    ip: str | None = Field(None, description="Client address of an open, click or unsubscribe.")
+    user_agent: str | None = Field(
+        None, description="User-Agent of an open, click or unsubscribe (at most 512 chars)."
+    )
+    machine: str | None = Field(
+        None,
+        description="Set on opens and clicks that a machine made rather than the recipient: "
+        "'privacy_proxy' (a mail privacy proxy fetched the pixel) or 'scanner' (a link "
+        "scanner followed it). Such events are counted apart in the statistics.",
+    )
     attempt: int = Field(0, description="Delivery attempt the event belongs to (1-based).")
     recv_time: datetime = Field(description="When the message was accepted (UTC).")
     time: datetime = Field(description="When this happened (UTC).")
