@@ -51,15 +51,25 @@ class ContentMissing(Exception):
 
 
 def render(
-    content: StoredContent, rcpt: str, msg_id: str, env_id: str, to: str | None = None
+    content: StoredContent,
+    rcpt: str,
+    msg_id: str,
+    env_id: str,
+    to: str | None = None,
+    *,
+    body: bytes | None = None,
+    extra: bytes = b"",
 ) -> bytes:
     """One recipient's copy: the common head, the recipient's own headers, the body.
     ``to`` is the To header's value when it carries a display name. Content as sent keeps
-    the client's To and Message-ID: only our envelope id is added, on top."""
+    the client's To and Message-ID: only our envelope id is added, on top. ``body``
+    replaces the content's body and ``extra`` (whole header lines) joins the recipient's
+    own headers: the copy's tracked body and List-Unsubscribe."""
+    body = content.body if body is None else body
     if content.as_sent:
-        return b"X-Postwire-Env-Id: %s\r\n%s" % (env_id.encode("ascii"), content.body)
+        return b"X-Postwire-Env-Id: %s\r\n%s%s" % (env_id.encode("ascii"), extra, body)
     own = f"To: {to or rcpt}\r\nMessage-ID: {msg_id}\r\nX-Postwire-Env-Id: {env_id}\r\n"
-    return b"".join((content.head, own.encode("ascii"), content.body))
+    return b"".join((content.head, own.encode("ascii"), extra, body))
 
 
 _INSERT_CTE = (
@@ -185,8 +195,7 @@ class ContentStore:
     async def _load(self, content_ids: Sequence[str]) -> list[StoredContent | None]:
         """Contents read together (one statement for the misses of many sends)."""
         rows = await self._pool.fetch(
-            "SELECT id, head, body, tracking::text FROM ingest.contents "
-            "WHERE id = ANY($1::text[])",
+            "SELECT id, head, body, tracking::text FROM ingest.contents WHERE id = ANY($1::text[])",
             list(content_ids),
         )
         found = {r["id"]: StoredContent(r["head"], r["body"], r["tracking"]) for r in rows}

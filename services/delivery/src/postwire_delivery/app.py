@@ -27,6 +27,7 @@ from postwire_common.lanes import Lanes
 from postwire_common.partitions import History, Retention
 from postwire_common.schemas import OutboundBatches
 from postwire_common.service import Service
+from postwire_common.tracking.tokens import PURPOSE, TokenSigner
 from postwire_delivery import handlers
 from postwire_delivery.dkim import Signer
 from postwire_delivery.inbound import Reports, serve
@@ -37,6 +38,7 @@ from postwire_delivery.pipeline import Deliverer
 from postwire_delivery.routing import Router, make_resolver
 from postwire_delivery.smtp import SmtpPool
 from postwire_delivery.store import OUTBOX_TABLE, DeliveryStore, Queued
+from postwire_delivery.tracked import TrackedCopies
 
 
 def mta_sts(settings: Settings) -> MtaSts | None:
@@ -85,6 +87,7 @@ class DeliveryService(Service):
             lambda lane: policy(lane).concurrency // WORKERS_PER_CONNECTION,
             Signer(self.store.signing_keys, keyring(settings)),
             mta_sts(settings),
+            TrackedCopies(TokenSigner(keyring(settings).derived(PURPOSE))),
         )
         self.lanes: Lanes[Queued] = Lanes(
             self.store,

@@ -34,7 +34,7 @@ from postwire_common.batching import Batcher
 from postwire_common.broker import topology
 from postwire_common.broker.publish import Outgoing
 from postwire_common.config import Settings
-from postwire_common.content import ContentMissing, ContentStore, render
+from postwire_common.content import ContentMissing, ContentStore, StoredContent, render
 from postwire_common.infra import is_infrastructure
 from postwire_common.observability.metrics import DELIVERIES, DELIVERY_SECONDS
 from postwire_common.schemas import DeliveryStatus, EventBatch, EventType, MailEvent
@@ -44,6 +44,7 @@ from postwire_delivery.results import DeliveryResult, Outcome, gave_up, hard, so
 from postwire_delivery.routing import NoRoute, Route, Router
 from postwire_delivery.smtp import ConnectFailed, SmtpPool, TlsFailed
 from postwire_delivery.store import DeliveryStore, Finished, Queued
+from postwire_delivery.tracked import TrackedCopies
 
 log = logging.getLogger("postwire.delivery")
 
@@ -112,8 +113,10 @@ class Deliverer:
         connections: Callable[[str], int],
         signer: Signer,
         mta_sts: MtaSts | None = None,
+        copies: TrackedCopies | None = None,
     ) -> None:
         self._settings = settings
+        self._copies = copies  # None: copies are never tracked (tests of other parts)
         self._mta_sts = mta_sts  # None: MTA-STS off, never looked up
         self._signer = signer
         self._store = store
@@ -188,7 +191,7 @@ class Deliverer:
             async with slot, self._budget.hold(content.size * 4):
                 # A copy is rendered only now, inside the byte budget (the SMTP client
                 # makes a few more while it sends): memory follows what is in flight.
-                raw = render(content, item.rcpt, item.msg_id, item.env_id, item.to_header)
+                raw = await self._copy(item, content)
                 raw = await self._signer.sign(item.tenant_id, item.sender, item.dkim_selectors, raw)
                 started = time.perf_counter()  # waiting for a connection is not the attempt
                 async with asyncio.timeout(self._settings.delivery_attempt_timeout):
@@ -198,6 +201,19 @@ class Deliverer:
         DELIVERY_SECONDS.observe(time.perf_counter() - started)
         DELIVERIES.labels(result.outcome.value).inc()
         return result
+
+    async def _copy(self, item: Queued, content: StoredContent) -> bytes:
+        if self._copies is None:
+            return render(content, item.rcpt, item.msg_id, item.env_id, item.to_header)
+        return await self._copies.render(
+            item.content_id,
+            content,
+            tenant_id=item.tenant_id,
+            rcpt=item.rcpt,
+            msg_id=item.msg_id,
+            env_id=item.env_id,
+            to=item.to_header,
+        )
 
     async def _route(self, item: Queued) -> Route:
         """The router's targets and the batch's TLS mode, under the recipient domain's
