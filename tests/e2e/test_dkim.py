@@ -10,36 +10,12 @@ from typing import Any
 
 import asyncpg
 import dkim
-import dns.resolver
 
 from postwire_testkit.api import Tenant, envelope
+from postwire_testkit.dkim import dns_lookup, publish_dkim
 from postwire_testkit.dns import LoopbackDns
 from postwire_testkit.smtp import Received, SmtpSink
 from postwire_testkit.wait import eventually
-
-
-def dns_lookup(loopback: LoopbackDns) -> object:
-    """dkimpy's dnsfunc, asking the loopback DNS server over the network."""
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [loopback.nameserver.split(":")[0]]
-    resolver.port = loopback.port
-
-    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
-        try:
-            answer = resolver.resolve(name.decode().rstrip("."), "TXT", lifetime=timeout)
-        except dns.resolver.NXDOMAIN:
-            return None
-        return b"".join(answer[0].strings)
-
-    return lookup
-
-
-async def publish_dkim(tenant: Tenant, dns_server: LoopbackDns) -> str:
-    answer = await tenant.client("ingest").get(f"/v1/domains/{tenant.domain}")
-    records = envelope(answer)["Result"]["records"]
-    [record] = [r for r in records if r["purpose"] == "dkim"]
-    dns_server.txt(record["host"], record["value"])
-    return str(record["host"])
 
 
 async def test_every_delivered_copy_verifies_against_the_published_key(

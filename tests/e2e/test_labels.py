@@ -91,6 +91,8 @@ async def test_tracking_is_accepted_and_kept_with_the_content(
         "ON m.request_id = c.id WHERE m.env_id = $1",
         message["env_id"],
     )
-    assert json.loads(stored) == tracking
+    kept = json.loads(stored)
+    assert {k: kept[k] for k in tracking} == tracking
+    assert kept["base"] == tenant.urls.ingest.rstrip("/")  # POSTWIRE_PUBLIC_URL
     bad = await tenant.send([f"tracked.{tenant.name}@example.org"], tracking={"pixels": True})
     assert bad.status_code == 400, bad.text

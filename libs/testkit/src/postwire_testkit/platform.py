@@ -27,6 +27,9 @@ class PlatformProcess:
             **env,
             "POSTWIRE_HTTP_HOST": "127.0.0.1",
             "POSTWIRE_HTTP_PORT": str(self.port),
+            # Tracking links in delivered mail lead back to this process (unless a test
+            # sets its own).
+            "POSTWIRE_PUBLIC_URL": env.get("POSTWIRE_PUBLIC_URL", f"http://127.0.0.1:{self.port}"),
         }
         self.log_dir = log_dir
         self.log_path = log_dir / f"postwire-{'-'.join(services)}-{self.port}.log"

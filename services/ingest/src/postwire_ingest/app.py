@@ -76,7 +76,7 @@ class IngestService(Service):
         )
         tls = TlsPolicies(TlsPolicyStore(self.pool))
         labels = Labels(LabelStore(self.pool))
-        sender = Sender(self.store, self.relay.wake, tls.rules, labels.ensure)
+        sender = Sender(self.store, self.relay.wake, tls.rules, labels.ensure, settings.public_url)
         self.submission = submission.Submission(
             sender,
             Identity(self.pool),

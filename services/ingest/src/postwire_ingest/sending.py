@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from postwire_common.addresses import Mailbox, check_header_value, parse_mailbox
 from postwire_common.batching import Batcher
@@ -46,6 +48,8 @@ from postwire_common.schemas import (
     SendMethod,
     TlsMode,
 )
+from postwire_common.tracking.choice import Tracking
+from postwire_common.tracking.html import UNSUBSCRIBE_TAG
 from postwire_common.ttl_cache import TtlCache
 from postwire_ingest.compose import Content, mailbox_value, prepare
 from postwire_ingest.limits import MAX_LABEL_CHARS, MAX_RECIPIENTS
@@ -63,7 +67,8 @@ class SendCommand:
     to: Sequence[str]
     content: Content
     label: str | None = None
-    tracking: Mapping[str, bool] | None = None  # stored with the content; not acted on yet
+    tracking: Mapping[str, bool] | None = None  # None: the API user's default
+    unsubscribe: bool = False  # the template asks for an unsubscribe link
     method: SendMethod = SendMethod.API  # how it came in (sending details)
     template_id: str | None = None
     task_id: str | None = None
@@ -173,6 +178,47 @@ class _Accept:
     outgoing: list[Outgoing]
 
 
+_TAG = re.compile(re.escape(UNSUBSCRIBE_TAG).encode(), re.IGNORECASE)
+
+
+def tagged(command: SendCommand, content: Content) -> bool:
+    """Whether the body carries Devino's ``[Unsubscribe]`` tag (turns the link on)."""
+    if command.as_sent is not None:
+        return _TAG.search(command.as_sent.body) is not None
+    return any(
+        _TAG.search(text.encode("utf-8", "surrogateescape")) is not None
+        for text in (content.text, content.html)
+        if text
+    )
+
+
+def tracking_base(public_url: str, sender: SenderRow) -> str:
+    """Where tracking URLs start: the sender domain's ``track.<domain>`` once its CNAME
+    verifies (same scheme, port and path as POSTWIRE_PUBLIC_URL, which it points at),
+    else POSTWIRE_PUBLIC_URL."""
+    base = public_url.rstrip("/")
+    if not sender.tracking_verified:
+        return base
+    parts = urlsplit(base)
+    host = f"track.{sender.domain}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def choose_tracking(
+    asked: Mapping[str, bool] | None, *, unsubscribe: bool, base: str
+) -> Tracking | None:
+    """What a content tracks: the request's choice (or its API user's default), with the
+    unsubscribe link also on when the template or a tag asks for it; None for nothing."""
+    asked = asked or {}
+    chosen = Tracking(
+        opens=bool(asked.get("opens")),
+        clicks=bool(asked.get("clicks")),
+        unsubscribe=bool(asked.get("unsubscribe")) or unsubscribe,
+        base=base,
+    )
+    return chosen if chosen.any else None
+
+
 def content_groups(command: SendCommand, recipients: list[Mailbox]) -> list[Group]:
     """The distinct contents of a request and the recipients of each, in the order of the
     recipients: one without a template or with shared variables only, one per distinct
@@ -203,7 +249,10 @@ class Sender:
         wake_relay: Callable[[], None],
         tls_rules: Callable[[str], Awaitable[Mapping[str, TlsMode]]],
         ensure_label: Callable[[str, str], Awaitable[None]],
+        public_url: str = "http://127.0.0.1:8080",
     ) -> None:
+        self._public_url = public_url  # tracking links' base without a tracking domain
+        self._tracking: TtlCache[str, tuple[Mapping[str, bool]]] = TtlCache(SENDER_CACHE_SECONDS)
         self._ensure_label = ensure_label  # sending with a new label creates it
         self._store = store
         self._tls_rules = tls_rules  # an account's TLS policies, domain -> mode
@@ -230,6 +279,18 @@ class Sender:
             ],
         )
         return [None] * len(jobs)
+
+    async def _default(self, principal: Principal) -> Mapping[str, bool] | None:
+        """The API user's default tracking (remembered briefly, like senders)."""
+        found = self._tracking.get(principal.api_user)
+        if found is None:
+            stored = await self._store.api_user_tracking(principal.api_user)
+            found = (json.loads(stored) if stored else {},)
+            self._tracking.put(principal.api_user, found)
+        return found[0] or None
+
+    def forget_tracking(self, api_user: str) -> None:
+        self._tracking.forget(lambda key: key == api_user)
 
     def forget_senders(self, tenant_id: str) -> None:
         self._senders.forget(lambda key: key[0] == tenant_id)
@@ -275,6 +336,7 @@ class Sender:
             (principal.tenant_id, [r.address for r in recipients])
         )
         tls = await self._tls_rules(principal.tenant_id)
+        default = None if command.tracking is not None else await self._default(principal)
         contents: list[tuple[str, StoredContent]] = []
         accepted: dict[str, Accepted] = {}
         rows: list[MessageRow] = []
@@ -287,8 +349,13 @@ class Sender:
                 prepared = await asyncio.to_thread(prepare, mailbox, content, now)
             else:
                 prepared = prepare(mailbox, content, now)
-            if command.tracking is not None:
-                prepared = dc_replace(prepared, tracking=json.dumps(dict(command.tracking)))
+            tracked = choose_tracking(
+                command.tracking if command.tracking is not None else default,
+                unsubscribe=command.unsubscribe or tagged(command, content),
+                base=tracking_base(self._public_url, sender),
+            )
+            if tracked is not None:
+                prepared = dc_replace(prepared, tracking=tracked.to_json())
             content_id = request_id if len(groups) == 1 else f"{request_id}.{n}"
             contents.append((content_id, prepared))
             made, made_rows, made_outgoing = self._per_recipient(

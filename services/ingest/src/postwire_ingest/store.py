@@ -123,7 +123,8 @@ SELECT n FROM won
 _SENDER = """
 SELECT s.address, s.alias, s.domain, d.status AS domain_status, d.dkim_selector,
     d.dkim_private_key, ed.selector AS dkim_ed25519_selector,
-    ed.private_key AS dkim_ed25519_private_key
+    ed.private_key AS dkim_ed25519_private_key,
+    coalesce(d.record_status ->> 'tracking' = 'ok', false) AS tracking_verified
 FROM ingest.senders s JOIN ingest.domains d
     ON d.account_id = s.account_id AND d.name = s.domain
 LEFT JOIN LATERAL (
@@ -153,6 +154,7 @@ class SenderRow:
     # next to the RSA key.
     dkim_ed25519_selector: str | None = None
     dkim_ed25519_private_key: str | None = None
+    tracking_verified: bool = False  # the track.<domain> CNAME points at us
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,11 +239,35 @@ class IngestStore(DomainStore):
 
     async def list_api_users(self, account_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT login AS api_user, name, type, created_at FROM ingest.api_users "
-            "WHERE account_id = $1 ORDER BY created_at, name",
+            "SELECT login AS api_user, name, type, tracking::text, created_at "
+            "FROM ingest.api_users WHERE account_id = $1 ORDER BY created_at, name",
             account_id,
         )
-        return [dict(r) for r in rows]
+        return [
+            {**dict(r), "tracking": json.loads(r["tracking"]) if r["tracking"] else None}
+            for r in rows
+        ]
+
+    async def api_user_tracking(self, login: str) -> str | None:
+        """The API user's default tracking as JSON (None: it tracks nothing)."""
+        value: str | None = await self.pool.fetchval(
+            "SELECT tracking::text FROM ingest.api_users WHERE login = $1", login
+        )
+        return value
+
+    async def set_api_user_tracking(
+        self, account_id: str, name: str, tracking: str | None
+    ) -> ApiUserRow:
+        row = await self.pool.fetchrow(
+            "UPDATE ingest.api_users SET tracking = $3::jsonb WHERE account_id = $1 "
+            "AND (name = $2 OR login = $2) RETURNING name, login, type",
+            account_id,
+            name,
+            tracking,
+        )
+        if row is None:
+            raise NotFound(f"no API user {name}")
+        return ApiUserRow(row["name"], row["login"], row["type"])
 
     # An account's API user is named by its name or its login.
     _API_USER = "account_id = $1 AND (name = $2 OR login = $2)"

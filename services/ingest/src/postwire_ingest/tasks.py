@@ -260,6 +260,7 @@ class TaskRunner:
                 method=SendMethod.TASK,
                 template=template,
                 template_id=template.id,
+                unsubscribe=template.unsubscribe,
                 task_id=task["id"],
                 recipient_variables={r["address"].lower(): r["variables"] for r in batch},
             )

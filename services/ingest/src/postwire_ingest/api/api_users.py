@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Request, Response
 
 from postwire_common.errors import NotAvailable
@@ -10,7 +12,7 @@ from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_ingest import accounts
 from postwire_ingest.api.context import IngestContext
-from postwire_ingest.api.models import CreateApiUser
+from postwire_ingest.api.models import CreateApiUser, Tracking
 
 
 def router(ctx: IngestContext) -> APIRouter:
@@ -21,7 +23,20 @@ def router(ctx: IngestContext) -> APIRouter:
         created = await accounts.create_api_user(
             ctx.store, principal.tenant_id, body.name, body.type
         )
+        if body.tracking is not None:
+            await ctx.store.set_api_user_tracking(
+                principal.tenant_id, body.name, json.dumps(body.tracking.model_dump())
+            )
+        created["tracking"] = body.tracking.model_dump() if body.tracking else None
         return ok(created, status=201)
+
+    @api.put("/{name}/tracking", summary="Set what the user's messages track by default")
+    async def set_tracking(name: str, body: Tracking, principal: CurrentPrincipal) -> Response:
+        user = await ctx.store.set_api_user_tracking(
+            principal.tenant_id, name, json.dumps(body.model_dump())
+        )
+        ctx.sender.forget_tracking(user.login)
+        return ok({"api_user": user.login, "name": user.name, "tracking": body.model_dump()})
 
     @api.get("", summary="List API users")
     async def list_(principal: CurrentPrincipal) -> Response:

@@ -91,6 +91,7 @@ def router(ctx: IngestContext) -> APIRouter:
             ),
             label=body.label,
             tracking=body.tracking.model_dump() if body.tracking else None,
+            unsubscribe=template.unsubscribe if template else False,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint(raw),
         )

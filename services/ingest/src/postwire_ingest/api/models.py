@@ -20,9 +20,21 @@ class CreateAccount(Strict):
     name: str = Field(description="Account (tenant) name, 1-48 of A-Z a-z 0-9 - _.")
 
 
+class Tracking(Strict):
+    """Links are served under the sender domain's tracking host (track.<domain>) once its
+    CNAME verifies, else under POSTWIRE_PUBLIC_URL."""
+
+    opens: bool = Field(False, description="An open pixel in HTML parts.")
+    clicks: bool = Field(False, description="http(s) links rewritten to count clicks.")
+    unsubscribe: bool = Field(False, description="An unsubscribe link and List-Unsubscribe.")
+
+
 class CreateApiUser(Strict):
     name: str = Field(description="6-64 characters of A-Z a-z 0-9 @ - _.")
     type: Literal["trigger", "batch"] = Field(description="trigger or batch mail.")
+    tracking: Tracking | None = Field(
+        None, description="What its messages track when they name no tracking (default none)."
+    )
 
 
 class CreateDomain(Strict):
@@ -53,12 +65,6 @@ class PutTlsPolicy(Strict):
 
 class CreateLabel(Strict):
     name: str = Field(description="1-64 characters, no line breaks.")
-
-
-class Tracking(Strict):
-    opens: bool = Field(False, description="An open pixel in HTML parts.")
-    clicks: bool = Field(False, description="http(s) links rewritten to count clicks.")
-    unsubscribe: bool = Field(False, description="An unsubscribe link and List-Unsubscribe.")
 
 
 class AttachmentIn(Strict):
@@ -102,6 +108,8 @@ class SendMessage(Strict):
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers.")
     tracking: Tracking | None = Field(
         None,
-        description="Stored with the message; not acted on yet (opens, clicks and "
-        "unsubscribe links come with the tracking feature).",
+        description="What to track: an open pixel, click-counting links, an unsubscribe "
+        "link with List-Unsubscribe (RFC 8058 one-click). Absent: the API user's default "
+        "(PUT /v1/api-users/{name}/tracking); a template with unsubscribe, or a "
+        "[Unsubscribe] tag in the body, adds the unsubscribe link either way.",
     )
