@@ -9,9 +9,10 @@ written in the transaction that changes a list: hard bounces, complaints and uns
 as their events are recorded, and the API's additions and removals; and ``TaskCounts``
 (to ingest): each task's delivered and failed counts change in the transaction that moves
 a message's status, and a flusher task writes the changed ones to the outbox at most once
-a second (``task_counts.py``). Scale by adding replicas: recording is idempotent per
-event_id and the status update is conditional, so order between replicas does not
-matter; flushers skip each other's rows.
+a second (``task_counts.py``); and the open, click and unsubscribe events of the tracking
+URLs (``tracking_api.py``), through the same outbox, to ``postwire.events``. Scale by
+adding replicas: recording is idempotent per event_id and the status update is
+conditional, so order between replicas does not matter; flushers skip each other's rows.
 """
 
 from __future__ import annotations
@@ -23,13 +24,18 @@ from fastapi import APIRouter
 from postwire_common.broker import topology
 from postwire_common.broker.outbox import OutboxRelay
 from postwire_common.config import Settings
+from postwire_common.content import ContentStore
+from postwire_common.crypto import keyring
 from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
-from postwire_events import api, handlers, suppressions_api
+from postwire_common.tracking import tokens
+from postwire_events import api, handlers, suppressions_api, tracking_api
 from postwire_events.store import EventsStore
 from postwire_events.suppression_store import OUTBOX_TABLE, SuppressionStore
 from postwire_events.task_count_store import TaskCountStore
 from postwire_events.task_counts import TaskCountsFlusher
+from postwire_events.tracking_api import Links
+from postwire_events.tracking_hits import TrackingHits
 
 
 class EventsService(Service):
@@ -50,6 +56,12 @@ class EventsService(Service):
         handlers.register(self.broker, self.store, concurrency=64)
         suppressions = SuppressionStore(self.pool, announced=self.relay.wake)
         self._routers = [api.router(self.store), suppressions_api.router(suppressions)]
+        # Tracking URLs (tracking_api.py): their hits become events through the outbox.
+        signer = tokens.TokenSigner(keyring(settings).derived(tokens.PURPOSE))
+        hits = TrackingHits(self.pool, announced=self.relay.wake)
+        self._routers.append(
+            tracking_api.router(signer, hits, Links(ContentStore(self.pool, cache_bytes=16 << 20)))
+        )
         self.retention = Retention(
             self.pool, [History("events.event_log", settings.event_log_retention)]
         )
