@@ -70,7 +70,7 @@ async def test_opens_and_clicks_of_delivered_mail_become_events(
     assert received.message["List-Unsubscribe"] is None  # unsubscribe was not asked for
     html = html_of(received)
     [pixel] = re.findall(r'<img src="([^"]+/t/o/[^"]+\.gif)"', html)
-    clicks = re.findall(r'href="(http[^"]+/t/c/[^"]+)"', html)
+    clicks = re.findall(r"""href=["'](http[^"']+/t/c/[^"']+)["']""", html)
     assert len(clicks) == 2
     assert 'href="mailto:help@shop.example"' in html  # not tracked
     assert "shop.example/a" not in html
