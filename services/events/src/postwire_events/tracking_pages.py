@@ -81,6 +81,7 @@ main{max-width:28rem;margin:12vh auto;padding:2rem;background:#fff;border-radius
 box-shadow:0 1px 3px rgba(0,0,0,.12)}
 h1{margin:0 0 1rem;font-size:1.4rem}
 p{margin:0 0 1.5rem;overflow-wrap:anywhere}
+p:last-child{margin:0}
 b{font-weight:600}
 button{font:inherit;padding:.6rem 1.4rem;border:0;border-radius:8px;background:#d1242f;
 color:#fff;cursor:pointer}
