@@ -40,6 +40,7 @@ from postwire_common.tracking.tokens import Claim, Kind, TokenSigner
 _POLICY = email.policy.compat32.clone(linesep="\r\n")
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _TAG = re.compile(re.escape(UNSUBSCRIBE_TAG), re.IGNORECASE)
+_LIST_UNSUBSCRIBE = ("List-Unsubscribe", "List-Unsubscribe-Post")
 
 # What goes between pieces: ("link", n), ("unsubscribe", 0) or ("pixel", 0).
 Slot = tuple[str, int]
@@ -59,15 +60,30 @@ def _message(content: StoredContent) -> Message:
     return BytesParser(policy=_POLICY).parsebytes(content.body)
 
 
+def _attachment(part: Message) -> bool:
+    return (part.get("Content-Disposition") or "").strip().lower().startswith("attachment")
+
+
+def _inline(message: Message) -> Iterator[Message]:
+    """The leaf parts of ``message``, not looking into attachments or attached messages
+    (a forwarded ``message/rfc822`` is the sender's attachment, not their body)."""
+    if _attachment(message) or message.get_content_maintype() == "message":
+        return
+    if not message.is_multipart():
+        yield message
+        return
+    for part in message.get_payload():
+        if isinstance(part, Message):
+            yield from _inline(part)
+
+
 def _bodies(message: Message) -> Iterator[tuple[Message, bool, str]]:
     """(part, is HTML, decoded text) of each inline text/html and text/plain body."""
-    for part in message.walk():
-        if part.is_multipart() or part.get_content_maintype() != "text":
+    for part in _inline(message):
+        if part.get_content_maintype() != "text":
             continue
         subtype = part.get_content_subtype()
         if subtype not in ("html", "plain"):
-            continue
-        if (part.get("Content-Disposition") or "").strip().lower().startswith("attachment"):
             continue
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
@@ -149,10 +165,9 @@ def _cut(
         close: int | None = None  # the last </body>: the footer and pixel go inside it
         for found in _BODY_END.finditer(rest):
             close = found.start()
-        if close is None:
-            pieces += [rest, *tail]
-        else:
-            pieces += [rest[:close], *tail, rest[close:]]
+        if close is None:  # at the end, before the final line end
+            close = len(rest.rstrip("\n"))
+        pieces += [rest[:close], *tail, rest[close:]]
     else:
         pieces.append(rest)
         if unsubscribe and not tagged:
@@ -168,7 +183,9 @@ def prepare(content: StoredContent) -> Prepared:
     found = list(_bodies(message))
     tagged = any(_TAG.search(text) for _, _, text in found)
     unsubscribe = tracking.unsubscribe or tagged
-    has_own = content.as_sent and message.get("List-Unsubscribe") is not None
+    # The sender's own List-Unsubscribe (as sent, or a custom header of composed content).
+    headers = message if content.as_sent else _message(StoredContent(b"", content.head))
+    has_own = any(headers.get(name) is not None for name in _LIST_UNSUBSCRIBE)
     bodies: list[_Body] = []
     changed: list[Message] = []
     n = 0
@@ -200,10 +217,9 @@ def prepare(content: StoredContent) -> Prepared:
 
 
 def _qp(text: str) -> bytes:
-    # The line end before a boundary belongs to the boundary (RFC 2046), and the frame
-    # has it: a final newline of the text would become an extra blank line.
-    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
-    return encoded.removesuffix(b"\n").replace(b"\n", b"\r\n")
+    # The parser left the line end before a boundary (RFC 2046) out of the text and the
+    # frame has it again: a final newline of the text is the body's own and stays.
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
 @dataclass(frozen=True, slots=True)

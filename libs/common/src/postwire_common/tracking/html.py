@@ -15,7 +15,14 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 UNSUBSCRIBE_TAG = "[Unsubscribe]"  # Devino's tag, replaced by the unsubscribe URL
-_HREF = re.compile(r"""\shref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.IGNORECASE)
+# A start tag's name, then its attributes one after the other, as the stdlib's parser
+# reads them (``tagfind_tolerant`` and ``attrfind_tolerant``): scanning attribute by
+# attribute keeps an ``href=`` inside another attribute's quoted value from being taken
+# for the link, and lets an unquoted value hold ``=`` (``href=https://x/?a=1``).
+_TAG_NAME = re.compile(r"<[a-zA-Z][^\t\n\r\f />\x00]*(?:\s|/(?!>))*")
+_ATTRIBUTE = re.compile(
+    r"""((?<=['"\s/])[^\s/>][^\s/=>]*)(\s*=+\s*('[^']*'|"[^"]*"|(?!['"])[^>\s]*))?(?:\s|/(?!>))*"""
+)
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")  # a URL with these is not one we redirect to
 MAX_URL = 4096
 
@@ -66,11 +73,32 @@ def find_links(text: str) -> list[Link]:
         offset = starts[line - 1] + column
         if text[offset : offset + len(tag)] != tag:
             continue  # not where the parser says (never seen; skip rather than corrupt)
-        match = _HREF.search(tag)
-        if match is None:
+        span = _href(tag)
+        if span is None:
             continue
-        group = next(g for g in (1, 2, 3) if match.group(g) is not None)
-        url = html.unescape(match.group(group)).strip()
+        start, end = span
+        url = html.unescape(tag[start:end]).strip()
         if trackable(url):
-            links.append(Link(offset + match.start(group), offset + match.end(group), url))
+            links.append(Link(offset + start, offset + end, url))
     return links
+
+
+def _href(tag: str) -> tuple[int, int] | None:
+    """The span of the first ``href`` value in the start tag ``tag``, quotes excluded."""
+    name = _TAG_NAME.match(tag)
+    if name is None:
+        return None
+    at = name.end()
+    while at < len(tag):
+        found = _ATTRIBUTE.match(tag, at)
+        if found is None:
+            return None
+        if found.group(1).lower() == "href":  # the first one is the link, as in browsers
+            if found.group(3) is None:
+                return None
+            start, end = found.span(3)
+            if found.group(3)[:1] in ("'", '"'):
+                start, end = start + 1, end - 1
+            return start, end
+        at = found.end()
+    return None
