@@ -190,4 +190,10 @@ def router(signer: TokenSigner, hits: TrackingHits, links: Links) -> APIRouter:
             return Response("unsubscribed\n", media_type="text/plain", headers=_NO_REFERRER)
         return pages.done(lang, message.rcpt, message.sender)
 
+    @r.get("/t/{rest:path}")
+    async def elsewhere(rest: str, request: Request) -> Response:
+        """Any other /t/ URL (a link cut short by a mail client): the page, not the API's
+        JSON envelope. Declared last, so it never hides the routes above."""
+        return pages.unknown(_language(request))
+
     return r

@@ -211,6 +211,13 @@ async def test_a_click_that_leads_nowhere_is_a_404_page(platform: Platform, case
     assert await announced(platform.pool, message.env_id) == []
 
 
+@pytest.mark.parametrize("path", ["/t/o/abc", "/t/c/", "/t/x/y/z", "/t/u"])
+async def test_other_tracking_paths_are_the_404_page(platform: Platform, path: str) -> None:
+    answer = await platform.client.get(path)
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("text/html")
+
+
 async def test_a_click_on_a_message_not_recorded_yet_still_redirects(platform: Platform) -> None:
     message = await sent(platform, recorded=False)
     answer = await platform.client.get(f"/t/c/{platform.signer.sign(message.claim(Kind.CLICK))}")
