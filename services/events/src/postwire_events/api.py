@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -13,6 +15,7 @@ from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_common.instants import Instant
 from postwire_common.schemas import MNS_EVENT_TYPES, EventType, SendMethod
+from postwire_events.csv_export import csv_response
 from postwire_events.status import STATUSES
 from postwire_events.store import EventsStore, MessageQuery
 
@@ -28,6 +31,7 @@ def present_message(row: dict[str, Any]) -> dict[str, Any]:
         "method": row["method"],
         "template_id": row["template_id"],
         "task_id": row["task_id"],
+        "api_user": row["api_user"],
         "status": row["status"],
         "status_code": row["status_code"],
         "err_code": row["err_code"],
@@ -51,6 +55,26 @@ def present_event(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+CSV_COLUMNS = ("env_id", "msg_id", "from", "rcpt", "subject", "label", "method",
+               "template_id", "task_id", "api_user", "status", "status_code", "err_code",
+               "err_msg", "recv_time", "updated_at")  # fmt: skip
+CSV_PAGE = 1000
+
+
+async def every_page(
+    store: EventsStore, q: MessageQuery
+) -> AsyncIterator[Sequence[dict[str, Any]]]:
+    """Every message of ``q`` from its cursor on, a page at a time (the listing's own
+    query and order), so a download of any size holds one page in memory."""
+    q = replace(q, limit=CSV_PAGE)
+    while True:
+        rows = await store.messages(q)
+        yield [present_message(r) for r in rows]
+        if len(rows) < CSV_PAGE:
+            return
+        q = replace(q, after=(rows[-1]["recv_time"], rows[-1]["env_id"]))
+
+
 def router(store: EventsStore) -> APIRouter:
     api = APIRouter(prefix="/v1/messages", tags=["messages"], route_class=ApiRoute)
 
@@ -69,26 +93,37 @@ def router(store: EventsStore) -> APIRouter:
         method: Annotated[SendMethod | None, Query(description="api, smtp or task.")] = None,
         task_id: Annotated[str | None, Query(max_length=64)] = None,
         template_id: Annotated[str | None, Query(max_length=64)] = None,
+        api_user: Annotated[str | None, Query(description="API user that sent it.")] = None,
+        format: Annotated[
+            str,
+            Query(
+                pattern="^(json|csv)$",
+                description="json, or csv: every matching "
+                "message (limit does not apply), as a download.",
+            ),
+        ] = "json",
     ) -> Response:
         if status is not None and status not in STATUSES:
             raise InvalidValue(f"status must be one of {', '.join(STATUSES)}")
-        rows = await store.messages(
-            MessageQuery(
-                principal.tenant_id,
-                since=since,
-                until=until,
-                status=status,
-                rcpt=rcpt,
-                sender=sender,
-                subject=subject,
-                label=label,
-                method=method.value if method else None,
-                template_id=template_id,
-                task_id=task_id,
-                limit=limit,
-                after=decode_cursor(cursor) if cursor else None,
-            )
+        q = MessageQuery(
+            principal.tenant_id,
+            since=since,
+            until=until,
+            status=status,
+            rcpt=rcpt,
+            sender=sender,
+            subject=subject,
+            label=label,
+            method=method.value if method else None,
+            template_id=template_id,
+            task_id=task_id,
+            api_user=api_user,
+            limit=limit,
+            after=decode_cursor(cursor) if cursor else None,
         )
+        if format == "csv":
+            return csv_response("messages.csv", CSV_COLUMNS, every_page(store, q))
+        rows = await store.messages(q)
         next_cursor = (
             encode_cursor(rows[-1]["recv_time"], rows[-1]["env_id"]) if len(rows) == limit else None
         )

@@ -29,7 +29,7 @@ from postwire_common.crypto import keyring
 from postwire_common.partitions import History, Retention
 from postwire_common.service import Service
 from postwire_common.tracking import tokens
-from postwire_events import api, handlers, suppressions_api, tracking_api
+from postwire_events import api, events_api, handlers, stats_api, suppressions_api, tracking_api
 from postwire_events.store import EventsStore
 from postwire_events.suppression_store import OUTBOX_TABLE, SuppressionStore
 from postwire_events.task_count_store import TaskCountStore
@@ -56,6 +56,7 @@ class EventsService(Service):
         handlers.register(self.broker, self.store, concurrency=64)
         suppressions = SuppressionStore(self.pool, announced=self.relay.wake)
         self._routers = [api.router(self.store), suppressions_api.router(suppressions)]
+        self._routers += [stats_api.router(self.pool), events_api.router(self.store)]
         # Tracking URLs (tracking_api.py): their hits become events through the outbox.
         signer = tokens.TokenSigner(keyring(settings).derived(tokens.PURPOSE))
         hits = TrackingHits(self.pool, announced=self.relay.wake)
