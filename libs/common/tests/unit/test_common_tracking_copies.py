@@ -29,12 +29,13 @@ from postwire_common.tracking.copies import (
     PIXEL_HTML,
     Copy,
     Prepared,
+    clicked_url,
     prepare,
     render_copy,
     tracked_urls,
 )
 from postwire_common.tracking.html import find_links
-from postwire_common.tracking.tokens import Claim, Kind, TokenSigner
+from postwire_common.tracking.tokens import Claim, Kind, TokenSigner, link_check
 from postwire_ingest import compose
 
 SIGNER = TokenSigner([b"k" * 32])
@@ -718,3 +719,18 @@ def test_prepared_is_reusable_across_many_copies() -> None:
         [html] = inline(rendered(content, copy, env), "html")
         opens.add(first_token(html, Kind.OPEN))
     assert len(opens) == len(envs)
+
+
+def test_a_click_goes_only_to_the_link_its_token_was_made_for() -> None:
+    urls = ["https://a.example/1", "https://b.example/2", "https://c.example/3"]
+
+    def claim(n: int, url: str) -> Claim:
+        return Claim(Kind.CLICK, "T", "E", "C", n, link_check(url))
+
+    assert clicked_url(urls, claim(1, urls[1])) == urls[1]
+    # Numbering moved (a link added before it, a parser change): found by its hash.
+    assert clicked_url(["https://new.example/0", *urls], claim(1, urls[1])) == urls[1]
+    # The link is not in the content (edited, or another content's token): nowhere.
+    assert clicked_url(urls, claim(1, "https://evil.example/")) is None
+    assert clicked_url(urls, claim(7, urls[0])) == urls[0]
+    assert clicked_url([], claim(0, urls[0])) is None

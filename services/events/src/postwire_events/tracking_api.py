@@ -32,7 +32,7 @@ from fastapi import APIRouter, Request, Response
 
 from postwire_common.content import ContentMissing, ContentStore
 from postwire_common.text import has_control
-from postwire_common.tracking.copies import tracked_urls
+from postwire_common.tracking.copies import clicked_url, tracked_urls
 from postwire_common.tracking.tokens import Claim, Kind, TokenSigner
 from postwire_events import tracking_pages as pages
 from postwire_events.tracking_hits import Hit, TrackingHits
@@ -146,11 +146,12 @@ def router(signer: TokenSigner, hits: TrackingHits, links: Links) -> APIRouter:
         except Exception as exc:
             log.warning("click's content not read", exc_info=exc)
             return pages.failed(_language(request))
-        target = location(urls[claim.n]) if 0 <= claim.n < len(urls) else None
-        if target is None:
+        url = clicked_url(urls, claim)
+        target = location(url) if url is not None else None
+        if url is None or target is None:
             return pages.unknown(_language(request))
         try:
-            await hits.record(_hit(request, claim, urls[claim.n]))
+            await hits.record(_hit(request, claim, url))
         except Exception as exc:  # the reader still goes where the link leads
             log.warning("click not recorded", exc_info=exc)
         return Response(

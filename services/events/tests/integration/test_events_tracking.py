@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -22,7 +22,7 @@ from postwire_common.content import ContentStore, StoredContent
 from postwire_common.crypto import generate_key, keyring
 from postwire_common.http.app import build_app
 from postwire_common.schemas import DeliveryStatus, EventType, MailEvent
-from postwire_common.tracking.tokens import PURPOSE, Claim, Kind, TokenSigner
+from postwire_common.tracking.tokens import PURPOSE, Claim, Kind, TokenSigner, link_check
 from postwire_events.app import EventsService
 from postwire_events.store import EventsStore
 from postwire_events.tracking_api import PIXEL
@@ -39,6 +39,7 @@ HTML = (
     + "<a href='https://例子.cn/路径'>two</a> <a href=\"mailto:x@y\">no</a></p>\r\n".encode()
 )
 FIRST, SECOND = "https://example.org/a?x=1&y=2", "https://xn--fsqu00a.cn/%E8%B7%AF%E5%BE%84"
+LINKS = ["https://example.org/a?x=1&y=2", "https://例子.cn/路径"]  # as the HTML has them
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
 
 
@@ -58,7 +59,9 @@ class Sent:
     rcpt: str
 
     def claim(self, kind: Kind, n: int = 0, *, tenant: str | None = None) -> Claim:
-        return Claim(kind, tenant or self.tenant, self.env_id, self.content_id, n)
+        # A click's token names its link's hash, as delivery writes it.
+        link = link_check(LINKS[n]) if kind is Kind.CLICK and n < len(LINKS) else ""
+        return Claim(kind, tenant or self.tenant, self.env_id, self.content_id, n, link)
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +196,9 @@ async def test_a_click_redirects_to_the_stored_link(platform: Platform) -> None:
     assert events[0]["event_id"].startswith(f"{message.env_id}:click:")
 
 
-@pytest.mark.parametrize("case", ["forged", "out_of_range", "mailto", "no_content", "open"])
+@pytest.mark.parametrize(
+    "case", ["forged", "out_of_range", "mailto", "no_content", "open", "other_link"]
+)
 async def test_a_click_that_leads_nowhere_is_a_404_page(platform: Platform, case: str) -> None:
     message = await sent(platform, stored=case != "no_content")
     claims: dict[str, Callable[[], str]] = {
@@ -202,6 +207,10 @@ async def test_a_click_that_leads_nowhere_is_a_404_page(platform: Platform, case
         "mailto": lambda: platform.signer.sign(message.claim(Kind.CLICK, 3)),
         "no_content": lambda: platform.signer.sign(message.claim(Kind.CLICK)),
         "open": lambda: platform.signer.sign(message.claim(Kind.OPEN)),
+        # Signed for a link this content does not have (another content's, or edited).
+        "other_link": lambda: platform.signer.sign(
+            replace(message.claim(Kind.CLICK), link=link_check("https://evil.example/"))
+        ),
     }
     answer = await platform.client.get(f"/t/c/{claims[case]()}")
     assert answer.status_code == 404

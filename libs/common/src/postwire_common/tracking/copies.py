@@ -26,7 +26,7 @@ import email.policy
 import html as html_lib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesParser
@@ -35,7 +35,7 @@ from io import BytesIO
 from postwire_common.content import StoredContent
 from postwire_common.tracking.choice import Tracking
 from postwire_common.tracking.html import UNSUBSCRIBE_TAG, find_links
-from postwire_common.tracking.tokens import Claim, Kind, TokenSigner
+from postwire_common.tracking.tokens import Claim, Kind, TokenSigner, link_check
 
 _POLICY = email.policy.compat32.clone(linesep="\r\n")
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
@@ -96,14 +96,22 @@ def _bodies(message: Message) -> Iterator[tuple[Message, bool, str]]:
         yield part, subtype == "html", text
 
 
+def _urls(bodies: list[tuple[Message, bool, str]]) -> list[str]:
+    return [link.url for _, is_html, text in bodies if is_html for link in find_links(text)]
+
+
 def tracked_urls(content: StoredContent) -> list[str]:
     """The tracked links of ``content``, by number."""
-    return [
-        link.url
-        for _, is_html, text in _bodies(_message(content))
-        if is_html
-        for link in find_links(text)
-    ]
+    return _urls(list(_bodies(_message(content))))
+
+
+def clicked_url(urls: list[str], claim: Claim) -> str | None:
+    """Where a click goes: link ``n`` of the content when it is the link the token was
+    made for, else the first link that is (numbering changed with the code since the
+    mail went out), else nowhere. A token never leads to a link it was not made for."""
+    if 0 <= claim.n < len(urls) and link_check(urls[claim.n]) == claim.link:
+        return urls[claim.n]
+    return next((url for url in urls if link_check(url) == claim.link), None)
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,7 @@ class Prepared:
     tracking: Tracking
     unsubscribe: bool  # the copies carry an unsubscribe link and List-Unsubscribe
     has_list_unsubscribe: bool  # content as sent that brought its own List-Unsubscribe
+    links: list[str] = field(default_factory=list)  # tracked_urls(content)
 
     @property
     def changes(self) -> bool:
@@ -213,7 +222,7 @@ def prepare(content: StoredContent) -> Prepared:
         cut_before, serialised = serialised.split(marker_bytes, 1)
         frame.append(cut_before)
     frame.append(serialised)
-    return Prepared(content.head, frame, bodies, tracking, unsubscribe, has_own)
+    return Prepared(content.head, frame, bodies, tracking, unsubscribe, has_own, _urls(found))
 
 
 def _qp(text: str) -> bytes:
@@ -232,7 +241,7 @@ def render_copy(
     prepared: Prepared, signer: TokenSigner, tenant_id: str, env_id: str, content_id: str
 ) -> Copy:
     """One recipient's body and extra headers."""
-    base = prepared.tracking.base
+    base, links = prepared.tracking.base, prepared.links
 
     def url(kind: Kind, n: int = 0) -> str:
         return signer.url(base, Claim(kind, tenant_id, env_id, content_id, n))
@@ -247,7 +256,11 @@ def render_copy(
                 values.append(piece)
                 continue
             if piece[0] == "link":
-                value = url(Kind.CLICK, piece[1])
+                n = piece[1]
+                value = signer.url(
+                    base,
+                    Claim(Kind.CLICK, tenant_id, env_id, content_id, n, link_check(links[n])),
+                )
             elif piece[0] == "pixel":
                 value = url(Kind.OPEN)
             else:

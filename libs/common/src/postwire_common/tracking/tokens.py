@@ -1,14 +1,18 @@
 """Tracking tokens: what a tracking URL is about, signed so nobody can make one up.
 
 A token names the kind of hit (``o`` open, ``c`` click, ``u`` unsubscribe), the account,
-the recipient's message, its content and the link's number in that content, and ends in
+the recipient's message, its content, the link's number in that content and a 48-bit
+hash of the link (so a click never leads to another link, even if numbering changes with
+the code after the mail went out), and ends in
 128 bits of HMAC-SHA256 over all of them under a key derived from POSTWIRE_SECRET_KEYS
 (any of the keys verifies, so links in delivered mail outlive a key rotation for as long
 as the old key stays listed). The click's target is not in the token: the events service
 reads link ``n`` from the stored content, so a click can only ever lead to a URL the
 sender wrote.
 
-    /t/c/<base64url("tenant|env_id|content_id|n")>.<base64url(mac)>
+    /t/c/<base64url("tenant|env_id|content_id|n|link")>.<base64url(mac)>
+
+Only the exact string we made verifies (canonical base64url, no padding).
 """
 
 from __future__ import annotations
@@ -38,9 +42,21 @@ class Claim:
     env_id: str
     content_id: str
     n: int = 0  # the link's number (clicks); 0 otherwise
+    link: str = ""  # link_check() of the link's URL (clicks); "" otherwise
 
     def _payload(self) -> bytes:
-        return f"{self.tenant_id}|{self.env_id}|{self.content_id}|{self.n}".encode("ascii")
+        fields = (self.tenant_id, self.env_id, self.content_id, str(self.n), self.link)
+        if any("|" in f or not f.isascii() for f in fields):
+            raise ValueError(f"a tracking claim's fields are ASCII without '|': {fields}")
+        return "|".join(fields).encode("ascii")
+
+
+def link_check(url: str) -> str:
+    """48 bits of SHA-256 of a link's URL, as 8 base64url characters."""
+    return _b64(sha256(url.encode("utf-8", "surrogateescape")).digest()[:6])
+
+
+_FROM_URLSAFE = str.maketrans("-_", "+/")
 
 
 def _b64(data: bytes) -> str:
@@ -48,7 +64,12 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: only what :func:`_b64` writes decodes (no other alphabet, no padding,
+    no unused bits set), so one claim has one token string."""
+    data = base64.b64decode(text.translate(_FROM_URLSAFE) + "=" * (-len(text) % 4), validate=True)
+    if _b64(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 class TokenSigner:
@@ -79,8 +100,11 @@ class TokenSigner:
             hmac.compare_digest(mac, self._mac(key, kind, payload)) for key in self._keys
         ):
             return None
-        tenant_id, env_id, content_id, n = payload.decode("ascii").split("|")
-        return Claim(kind, tenant_id, env_id, content_id, int(n))
+        try:
+            tenant_id, env_id, content_id, n, link = payload.decode("ascii").split("|")
+            return Claim(kind, tenant_id, env_id, content_id, int(n), link)
+        except ValueError:  # signed by us, so never seen: a claim of another shape
+            return None
 
     def url(self, base: str, claim: Claim) -> str:
         """The tracking URL of ``claim`` under ``base`` (no trailing slash)."""
