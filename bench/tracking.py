@@ -38,7 +38,7 @@ from postwire_common.crypto import Keyring, generate_key
 from postwire_common.ids import new_id
 from postwire_common.schemas import EventType, MailEvent
 from postwire_common.tracking.choice import Tracking
-from postwire_common.tracking.tokens import PURPOSE, Claim, Kind, TokenSigner
+from postwire_common.tracking.tokens import PURPOSE, Claim, Kind, TokenSigner, link_check
 from postwire_events.store import EventsStore
 from postwire_ingest.compose import Content, prepare
 from postwire_testkit.infra import temp_database, temp_vhost
@@ -145,8 +145,9 @@ async def seed(
                 ]
             )
         pixels = [signer.url("", Claim(Kind.OPEN, tenant, e, content_id)) for e in env_ids]
+        links = [link_check(f"https://shop.example/item/{n}?utm=mail") for n in range(10)]
         clicks = [
-            signer.url("", Claim(Kind.CLICK, tenant, e, content_id, n % 10))
+            signer.url("", Claim(Kind.CLICK, tenant, e, content_id, n % 10, links[n % 10]))
             for n, e in enumerate(env_ids)
         ]
         return pixels, clicks
