@@ -354,6 +354,9 @@ class EventsStore:
             clauses = " AND ".join([*where, f"l.event = ${len(args)}"])
             parts.append(f"({_EVENTS} WHERE {clauses} {_NEWEST})")
         rows = await self.pool.fetch(
-            " UNION ALL ".join(parts) + " ORDER BY time DESC, event_id DESC LIMIT $4", *args
+            "SELECT * FROM ("  # noqa: S608 - constants
+            + " UNION ALL ".join(parts)
+            + ") e ORDER BY time DESC, event_id DESC LIMIT $4",
+            *args,
         )
         return [dict(r) for r in rows]
