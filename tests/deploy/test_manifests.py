@@ -242,6 +242,9 @@ def test_k8s_deploys_every_service() -> None:
         assert container["resources"]["limits"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        # Every service keeps or checks something under these keys (stored secrets, DKIM
+        # keys, tracking tokens) and refuses to start in production without them.
+        assert "POSTWIRE_SECRET_KEYS" in {v["name"] for v in container["env"]}, name
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
         service = k8s_services[name]["spec"]
