@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -135,6 +136,20 @@ def rotate_secrets() -> None:
     except (SecretKeysMissing, UndecryptableSecret) as exc:
         raise click.ClickException(str(exc)) from None
     _print_fields({f"re-encrypted {name}": count for name, count in rewritten.items()})
+
+
+@cli.command("stats-recount")
+@click.option("--since", required=True, type=click.DateTime(), help="UTC; its whole day.")
+@click.option("--until", required=True, type=click.DateTime(), help="UTC; exclusive.")
+@click.option("--account", default=None, help="Account (tenant) id [default: every one].")
+def stats_recount(since: datetime, until: datetime, account: str | None) -> None:
+    """Rebuild statistics counters of whole UTC days from the event log: after upgrading
+    to statistics, or to check them. Only days whose events are all still in the log
+    (POSTWIRE_EVENT_LOG_RETENTION) come out right; recording waits while it runs."""
+    since, until = since.replace(tzinfo=UTC), until.replace(tzinfo=UTC)
+    if until <= since:
+        raise click.ClickException("--until must be after --since")
+    _print_fields(_run_db(operations.recount_stats(load_settings(), since, until, account)))
 
 
 @cli.command()

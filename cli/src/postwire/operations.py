@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from postwire_common.config import Settings, redact
 from postwire_common.crypto import keyring
 from postwire_common.migrations import upgrade
 from postwire_delivery.store import DeliveryStore
+from postwire_events import stats_store
 from postwire_ingest import accounts
 from postwire_ingest.store import IngestStore
 from postwire_notifier.store import NotifierStore
@@ -99,6 +101,17 @@ async def rotate_secrets(settings: Settings) -> dict[str, Any]:
     finally:
         await pool.close()
     return {"dkim_private_keys": dkim, "webhook_app_keys": app_keys}
+
+
+async def recount_stats(
+    settings: Settings, since: datetime, until: datetime, account: str | None
+) -> dict[str, Any]:
+    """Rebuild statistics counters from the event log (events' ``stats_store``)."""
+    pool = await db.create_pool(settings.database_url.get_secret_value(), size=1)
+    try:
+        return await stats_store.recount_all(pool, since, until, account)
+    finally:
+        await pool.close()
 
 
 def seed_demo(settings: Settings, api: str, state_file: str) -> dict[str, Any]:

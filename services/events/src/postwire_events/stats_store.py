@@ -137,6 +137,11 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7
 """  # noqa: S608 - constants
 
 
+def whole_days(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    start, end = day_of(since), day_of(until)
+    return start, end if end == until else end + timedelta(days=1)
+
+
 async def recount(
     pool: asyncpg.Pool, tenant_id: str, since: datetime, until: datetime
 ) -> tuple[datetime, datetime]:
@@ -145,10 +150,7 @@ async def recount(
     the log (``POSTWIRE_EVENT_LOG_RETENTION``): older days would lose what was dropped.
     Recording waits while it runs (it holds ``stats_hourly`` exclusively), so no event is
     counted both by it and by a batch, or by neither."""
-    start = day_of(since)
-    end = day_of(until)
-    if end < until:
-        end += timedelta(days=1)
+    start, end = whole_days(since, until)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("LOCK TABLE events.stats_hourly IN EXCLUSIVE MODE")
         for table in ("stats_hourly", "stats_daily"):
@@ -200,3 +202,25 @@ async def totals(pool: asyncpg.Pool, q: StatsQuery) -> list[tuple[datetime, dict
         *args,
     )
     return [(r["period"], {c: r[c] for c in COUNTERS}) for r in rows]
+
+
+async def recount_all(
+    pool: asyncpg.Pool, since: datetime, until: datetime, tenant_id: str | None = None
+) -> dict[str, Any]:
+    """:func:`recount` for one account, or for each with mail accepted in the range."""
+    tenants = (
+        [tenant_id]
+        if tenant_id
+        else [
+            r["tenant_id"]
+            for r in await pool.fetch(
+                "SELECT DISTINCT tenant_id FROM events.messages "
+                "WHERE recv_time >= $1 AND recv_time < $2",
+                *whole_days(since, until),
+            )
+        ]
+    )
+    for tenant in tenants:
+        await recount(pool, tenant, since, until)
+    start, end = whole_days(since, until)
+    return {"accounts": len(tenants), "from": start.isoformat(), "until": end.isoformat()}
