@@ -7,6 +7,7 @@ most are shared because ``postwire run all`` runs every service on one set.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from typing import Annotated, Any, Literal
@@ -127,6 +128,13 @@ class Settings(BaseSettings):
         "", description="host:port of a smart host; empty delivers to MX hosts directly."
     )
     helo_name: str = Field(default_factory=socket.getfqdn, description="EHLO name of delivery.")
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        description="Comma list of addresses or CIDR ranges of the proxies in front of the "
+        "HTTP services (gateway, ingress). A request from one of them is taken to come "
+        "from the address it names last in X-Forwarded-For that is not itself a trusted "
+        "proxy: the reader's address in open, click and unsubscribe events.",
+    )
     sending_ips: CommaList = Field(
         default_factory=list,
         description="IP addresses mail leaves from, that sender domains' SPF must authorise; "
@@ -294,7 +302,10 @@ class Settings(BaseSettings):
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
 
-    @field_validator("dns_nameservers", "delivery_lane_overrides", "sending_ips", mode="before")
+    @field_validator(
+        "dns_nameservers", "delivery_lane_overrides", "sending_ips", "trusted_proxies",
+        mode="before",
+    )  # fmt: skip
     @classmethod
     def _list(cls, value: Any) -> list[str]:
         return _comma_list(value)
@@ -309,6 +320,13 @@ class Settings(BaseSettings):
             )
         if self.secret_keys is not None:
             check_secret_keys(self.secret_keys.get_secret_value())
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"POSTWIRE_TRUSTED_PROXIES: {proxy!r} is not an address or CIDR range"
+                ) from None
         if self.delivery_relay:
             try:
                 if not _HOST_PORT.fullmatch(self.delivery_relay):

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from fastapi import APIRouter, Request, Response
 
 from postwire_common.content import ContentMissing, ContentStore
+from postwire_common.http.client_address import client_address
 from postwire_common.text import has_control
 from postwire_common.tracking.copies import clicked_url, tracked_urls
 from postwire_common.tracking.tokens import Claim, Kind, TokenSigner
@@ -97,10 +98,13 @@ class Links:
 
 
 def _hit(request: Request, claim: Claim, url: str | None = None) -> Hit:
+    peer = request.client.host if request.client else None
     return Hit(
         claim=claim,
         method=request.method,
-        ip=request.client.host if request.client else None,
+        ip=client_address(
+            peer, request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies
+        ),
         user_agent=request.headers.get("user-agent"),
         time=datetime.now(UTC),
         url=url,

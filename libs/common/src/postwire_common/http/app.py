@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from postwire_common import asyncapi, db
 from postwire_common.config import Settings
 from postwire_common.http import openapi
+from postwire_common.http.client_address import networks
 from postwire_common.http.envelope import envelope_response, install_error_handlers
 from postwire_common.http.hygiene import InputHygieneMiddleware
 from postwire_common.http.limits import BodyLimitMiddleware
@@ -61,6 +62,7 @@ def build_app(settings: Settings, services: Sequence[Service]) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.trusted_proxies = networks(settings.trusted_proxies)  # client_address.py
     app.state.services = list(services)
     install_error_handlers(app)
     openapi.install(app, docs_url="/docs")
