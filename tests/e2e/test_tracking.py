@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
 
 import dkim
 import httpx
@@ -20,6 +21,7 @@ from postwire_testkit.platform import PlatformProcess
 from postwire_testkit.smtp import Received, SmtpSink
 from postwire_testkit.wait import eventually
 
+from .test_domains import api, new_domain, publish, records, result, verify
 from .test_submission import login, transaction
 
 HTML = (
@@ -127,6 +129,10 @@ async def test_unsubscribe_by_page_or_one_click_suppresses_the_next_send(
         assert dkim.verify(received.data, dnsfunc=lookup)
         copy = received.message
         assert copy["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        signed = re.search(r"\bh=([^;]+)", str(copy["DKIM-Signature"]))
+        assert signed is not None
+        signed_headers = {h.strip().lower() for h in re.sub(r"\s", "", signed[1]).split(":")}
+        assert {"list-unsubscribe", "list-unsubscribe-post"} <= signed_headers  # RFC 8058
         header = str(copy["List-Unsubscribe"])
         assert header.startswith("<http")
         assert header.endswith(">")
@@ -193,3 +199,32 @@ async def test_an_unsubscribe_tag_sent_over_smtp_becomes_the_link(
     assert "[Unsubscribe]" not in html
     assert f'<a href="{url}">here</a>' in html
     assert received.message["Subject"] == "tagged"  # the rest is as sent
+
+
+async def test_links_are_served_under_the_verified_tracking_domain(
+    tenant: Tenant, mx: SmtpSink, dns: LoopbackDns
+) -> None:
+    name, wanted = await new_domain(tenant, dns, "tracked")
+    for record in wanted.values():
+        publish(dns, record)
+    shown = await verify(tenant, name)
+    assert records(shown)["tracking"]["status"] == "ok", shown
+    await result(await api(tenant).post("/v1/senders", json={"address": f"news@{name}"}), 201)
+    rcpt = f"domain.{tenant.name}@example.org"
+    answer = await tenant.send(
+        [rcpt], **{"from": f"news@{name}"}, html=HTML, tracking={"clicks": True}
+    )
+    assert answer.status_code == 202, answer.text
+    [message] = envelope(answer)["Result"]["messages"]
+    html = html_of(await delivered(mx, message))
+    platform = urlsplit(tenant.urls.events)
+    clicks = re.findall(r"""href=["'](http[^"']+/t/c/[^"']+)["']""", html)
+    assert {urlsplit(c).netloc for c in clicks} == {f"track.{name}:{platform.port}"}
+    # The CNAME points at us: the request reaches the same service by that host name.
+    path = urlsplit(clicks[1]).path
+    async with httpx.AsyncClient() as browser:
+        followed = await browser.get(
+            f"{tenant.urls.events}{path}", headers={"Host": f"track.{name}"}
+        )
+    assert followed.status_code == 302
+    assert followed.headers["location"] == "https://shop.example/b"
