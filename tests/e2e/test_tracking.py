@@ -58,12 +58,16 @@ async def timeline(tenant: Tenant, env_id: str) -> list[dict[str, Any]]:
 
 
 async def test_opens_and_clicks_of_delivered_mail_become_events(
-    tenant: Tenant, mx: SmtpSink, dns: LoopbackDns
+    tenant: Tenant, other_tenant: Tenant, mx: SmtpSink, dns: LoopbackDns
 ) -> None:
     await publish_dkim(tenant, dns)
     rcpt = f"reader.{tenant.name}@example.org"
+    label = "newsletter"
     answer = await tenant.send(
-        [rcpt], html=HTML, tracking={"opens": True, "clicks": True, "unsubscribe": False}
+        [rcpt],
+        html=HTML,
+        label=label,
+        tracking={"opens": True, "clicks": True, "unsubscribe": False},
     )
     assert answer.status_code == 202, answer.text
     [message] = envelope(answer)["Result"]["messages"]
@@ -101,13 +105,38 @@ async def test_opens_and_clicks_of_delivered_mail_become_events(
     async def tracked() -> list[dict[str, Any]] | None:
         events = await timeline(tenant, message["env_id"])
         hits = [e for e in events if e["event"] in ("open", "click")]
-        return events if len(hits) == 4 else None
+        return events if len(hits) == 5 else None
+
+    async with httpx.AsyncClient(headers={"User-Agent": BROWSER}) as scanner:
+        assert (await scanner.head(pixel)).status_code == 200  # a HEAD is a machine's
 
     events = await eventually(tracked, what="two opens and two clicks recorded")
-    assert [e["type"] for e in events if e["event"] == "open"] == ["Track:Open"] * 2
+    assert [e["type"] for e in events if e["event"] == "open"] == ["Track:Open"] * 3
     urls = sorted(e["url"] for e in events if e["event"] == "click")
     assert urls == ["https://shop.example/a?x=1&y=2", "https://shop.example/b"]
-    assert events[0]["event"] == "request"
+    assert {"request", "delivered"} <= {e["event"] for e in events}
+
+    # The statistics count them from the events: each message's first human open and
+    # click once, the machine's open apart; another account sees none of it.
+    async def tracking_row(who: Tenant) -> dict[str, Any] | None:
+        answer = await who.client("events").get(
+            "/v1/stats/tracking", params={"granularity": "day", "label": label}
+        )
+        rows = envelope(answer)["Result"]["rows"]
+        return rows[0] if rows and rows[0]["machine_opens"] == 1 else None
+
+    row = await eventually(lambda: tracking_row(tenant), what="tracking statistics")
+    assert {k: v for k, v in row.items() if k != "period"} == {
+        "delivered": 1, "opens": 2, "unique_opens": 1, "clicks": 2, "unique_clicks": 1,
+        "machine_opens": 1, "machine_clicks": 0, "spam_reports": 0, "unsubscribes": 0,
+    }  # fmt: skip
+    sending = envelope(
+        await tenant.client("events").get("/v1/stats/sending", params={"label": label})
+    )["Result"]["rows"]
+    assert [(r["requests"], r["delivered"], r["success_rate"]) for r in sending] == [(1, 1, 1.0)]
+    assert await tracking_row(other_tenant) is None
+    other = await other_tenant.client("events").get("/v1/stats/tracking", params={"label": label})
+    assert envelope(other)["Result"]["rows"] == []
 
 
 async def test_unsubscribe_by_page_or_one_click_suppresses_the_next_send(

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         "", description="host:port of a smart host; empty delivers to MX hosts directly."
     )
     helo_name: str = Field(default_factory=socket.getfqdn, description="EHLO name of delivery.")
+    tracking_scanner_window: float = Field(
+        10.0,
+        ge=0,
+        description="An open or click this soon after delivery is a link scanner's, not the "
+        "reader's: flagged machine and counted apart.",
+    )
     trusted_proxies: CommaList = Field(
         default_factory=list,
         description="Comma list of addresses or CIDR ranges of the proxies in front of the "
@@ -289,6 +295,7 @@ class Settings(BaseSettings):
         "webhook_timeout",
         "smtp_timeout",
         "delivery_attempt_timeout",
+        "tracking_scanner_window",
         "delivery_lease",
         "redrive_interval",
         "outbox_linger",

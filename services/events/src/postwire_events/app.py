@@ -18,6 +18,7 @@ conditional, so order between replicas does not matter; flushers skip each other
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from fastapi import APIRouter
 
@@ -59,7 +60,11 @@ class EventsService(Service):
         self._routers += [stats_api.router(self.pool), events_api.router(self.store)]
         # Tracking URLs (tracking_api.py): their hits become events through the outbox.
         signer = tokens.TokenSigner(keyring(settings).derived(tokens.PURPOSE))
-        hits = TrackingHits(self.pool, announced=self.relay.wake)
+        hits = TrackingHits(
+            self.pool,
+            announced=self.relay.wake,
+            scanner_window=timedelta(seconds=settings.tracking_scanner_window),
+        )
         self._routers.append(
             tracking_api.router(signer, hits, Links(ContentStore(self.pool, cache_bytes=16 << 20)))
         )

@@ -106,9 +106,11 @@ def classify(
     user_agent: str | None,
     at: datetime,
     delivered_at: datetime | None,
+    window: timedelta = SCANNER_WINDOW,
 ) -> Machine | None:
     """What made this hit, when a machine did; None for a person. ``delivered_at`` is
-    when the message was delivered (None while it is not, or not known)."""
+    when the message was delivered (None while it is not, or not known); ``window`` is
+    POSTWIRE_TRACKING_SCANNER_WINDOW."""
     agent = (user_agent or "").lower()
     if is_open and _privacy_proxy(ip, agent):
         return Machine.PRIVACY_PROXY
@@ -116,6 +118,6 @@ def classify(
         return Machine.SCANNER
     if any(name in agent for name in _SCANNER_AGENTS):
         return Machine.SCANNER
-    if delivered_at is not None and timedelta(0) <= at - delivered_at < SCANNER_WINDOW:
+    if delivered_at is not None and timedelta(0) <= at - delivered_at < window:
         return Machine.SCANNER
     return None

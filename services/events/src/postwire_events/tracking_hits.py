@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -34,7 +34,7 @@ from postwire_common.ids import new_id
 from postwire_common.schemas import EventBatch, EventType, MailEvent
 from postwire_common.tracking.tokens import Claim, Kind
 from postwire_common.ttl_cache import TtlCache
-from postwire_events.machines import classify
+from postwire_events.machines import SCANNER_WINDOW, classify
 
 ROUTING_KEY = "events.tracking"
 MAX_USER_AGENT = 512
@@ -99,8 +99,8 @@ class Message:
         return self.status_time if self.status == "delivered" else None
 
 
-def event_for(hit: Hit, message: Message) -> MailEvent:
-    """The event of ``hit`` on ``message``."""
+def event_for(hit: Hit, message: Message, window: timedelta = SCANNER_WINDOW) -> MailEvent:
+    """The event of ``hit`` on ``message`` (``window``: see machines.classify)."""
     kind = _EVENT[hit.claim.kind]
     if kind is EventType.UNSUBSCRIBE:
         event_id, machine = f"{message.env_id}:unsubscribe", None
@@ -113,6 +113,7 @@ def event_for(hit: Hit, message: Message) -> MailEvent:
             user_agent=hit.user_agent,
             at=hit.time,
             delivered_at=message.delivered_at,
+            window=window,
         )
     return MailEvent(
         event_id=event_id,
@@ -140,8 +141,10 @@ class TrackingHits:
         announced: Callable[[], None] = lambda: None,
         *,
         concurrency: int = 256,
+        scanner_window: timedelta = SCANNER_WINDOW,
     ) -> None:
         self.pool = pool
+        self.scanner_window = scanner_window
         self.announced = announced  # wakes the outbox relay after a commit
         self._batcher: Batcher[Hit, Message | None] = Batcher(self._flush, max_size=concurrency)
         self._unsubscribed: TtlCache[str, bool] = TtlCache(3600.0, max_entries=100_000)
@@ -182,7 +185,7 @@ class TrackingHits:
                     if message.env_id not in fresh:
                         continue
                     fresh.discard(message.env_id)  # once per batch too
-                events.append(event_for(hit, message))
+                events.append(event_for(hit, message, self.scanner_window))
             if events:
                 outgoing = Outgoing(topology.EVENTS.name, ROUTING_KEY, EventBatch(events=events))
                 await conn.execute(_OUTBOX, *outbox_columns([outgoing]))
