@@ -94,13 +94,16 @@ def life(tenant: str, i: int) -> list[MailEvent]:
 
 
 async def counters(pool: asyncpg.Pool, tenant: str, table: str) -> dict[tuple[Any, ...], Any]:
+    """Each key's counters, its shards summed."""
+    keys = "period, domain, label, api_user, template_id, task_id"
     rows = await pool.fetch(
-        f"SELECT * FROM events.{table} WHERE tenant_id = $1",
+        f"SELECT {keys}, "
+        + ", ".join(f"sum({c})::int AS {c}" for c in COUNTERS)
+        + f" FROM events.{table} WHERE tenant_id = $1 GROUP BY {keys}",
         tenant,
     )
-    keys = ("period", "domain", "label", "api_user", "template_id", "task_id")
     return {
-        tuple(r[k] for k in keys): tuple(r[c] for c in COUNTERS)
+        tuple(r[k] for k in keys.split(", ")): tuple(r[c] for c in COUNTERS)
         for r in rows
         if any(r[c] for c in COUNTERS)
     }

@@ -8,7 +8,9 @@ in unique opens and clicks). Rows before this revision count as requested (the d
 is stored once, no row is rewritten); their past events are counted by
 ``postwire stats-recount``. ``event_log`` gains the client of tracking events (``ip``,
 ``user_agent``, ``machine``) and an index for listing an account's events by type and
-time. ``stats_hourly`` and ``stats_daily`` hold the counters (see ``stats.py``).
+time. ``stats_hourly`` and ``stats_daily`` hold the counters (see ``stats.py``), each key
+split in up to 16 ``shard`` rows (the recording connection's, see ``stats_store.py``) so
+that concurrent transactions do not queue on an account's current hour; readers sum them.
 
 Revision ID: 0007
 """
@@ -65,8 +67,9 @@ def upgrade() -> None:
             api_user    text NOT NULL,
             template_id text NOT NULL,
             task_id     text NOT NULL,
+            shard       smallint NOT NULL DEFAULT 0,
             {COUNTERS}
-            PRIMARY KEY (tenant_id, period, domain, label, api_user, template_id, task_id)
+            PRIMARY KEY (tenant_id, period, domain, label, api_user, template_id, task_id, shard)
         );
         """
             for table, unit in (("stats_hourly", "hour"), ("stats_daily", "day"))
