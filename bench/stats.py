@@ -272,8 +272,9 @@ async def hot_path(pool: asyncpg.Pool, rounds: int, messages: int, size: int) ->
             rates[mode].append(len(batches) * size / (time.perf_counter() - start))
     stats_store.add = keep
     with_, without = (statistics.median(v) for v in rates.values())
+    ratio = with_ / without
     print(f"record_many, {size} events a call, events/s (median of {rounds}): with "
-          f"counters {with_:,.0f}, without {without:,.0f}, ratio {with_ / without:.2f}")  # fmt: skip
+          f"counters {with_:,.0f}, without {without:,.0f}, ratio {ratio:.2f}")  # fmt: skip
 
 
 async def main(args: argparse.Namespace) -> None:
