@@ -15,6 +15,7 @@ from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_common.instants import Instant
 from postwire_common.schemas import MNS_EVENT_TYPES, EventType
+from postwire_events.devices import device
 from postwire_events.store import EventQuery, EventsStore
 
 DEFAULT_SPAN = timedelta(days=7)
@@ -38,6 +39,7 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
         "url": row["url"],
         "ip": row["ip"],
         "user_agent": row["user_agent"],
+        "device": device(row["user_agent"]),
         "machine": row["machine"],
     }
 
@@ -63,8 +65,9 @@ def router(store: EventsStore) -> APIRouter:
         description="Newest first. `event`: one type or a comma-separated list (request, "
         "delivered, soft_bounce, failed, invalid, open, click, unsubscribe, spam_report); "
         "all when absent. Opens, clicks and unsubscribes show the client's `ip`, "
-        "`user_agent` and `machine` (null: the recipient; privacy_proxy, scanner). Events "
-        "are kept for POSTWIRE_EVENT_LOG_RETENTION.",
+        "`user_agent`, `device` (iPhone, Android, Windows, Mac, …) and `machine` (null: the "
+        "recipient; privacy_proxy, scanner). Events are kept for "
+        "POSTWIRE_EVENT_LOG_RETENTION.",
     )
     async def listing(
         principal: CurrentPrincipal,
