@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from postwire_common.schemas import EventType, MailEvent
 from postwire_events.csv_export import cell, lines
 from postwire_events.stats import (
     Counted,
@@ -17,6 +18,7 @@ from postwire_events.stats import (
     report_row,
     sending_row,
 )
+from postwire_events.store import first_hits, merge_status, merge_tracking
 
 T = datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
@@ -96,3 +98,33 @@ def test_csv_cells_cannot_be_formulas() -> None:
         cell(datetime(2026, 1, 1, 8, tzinfo=timezone(timedelta(hours=8)))) == "2026-01-01T00:00:00Z"
     )
     assert lines([["a,b", 'say "hi"']]) == '"a,b","say ""hi"""\r\n'
+
+
+def _event(env_id: str, kind: EventType, seconds: float, **extra: object) -> MailEvent:
+    return MailEvent(
+        event_id=f"{env_id}:{kind.value}:{seconds}", event=kind, env_id=env_id,
+        msg_id=f"<{env_id}@x>", tenant_id="t", account="a@x.org", sender="a@x.org",
+        rcpt="r@y.org", recv_time=T, time=T + timedelta(seconds=seconds), **extra,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_the_first_human_open_and_click_of_a_batch() -> None:
+    events = [
+        _event("A", EventType.OPEN, 5),
+        _event("A", EventType.OPEN, 1, machine="privacy_proxy"),
+        _event("A", EventType.OPEN, 3),
+        _event("B", EventType.CLICK, 2, machine="scanner"),
+    ]
+    assert first_hits(events) == ({"A": "A:open:3"}, {})
+
+
+def test_tracking_only_messages_get_rank_zero_rows_and_requests_are_marked() -> None:
+    events = [
+        _event("A", EventType.REQUEST, 0, api_user="acct.u"),
+        _event("A", EventType.OPEN, 9),
+        _event("B", EventType.OPEN, 9),
+    ]
+    (a,) = merge_status(events)
+    assert a[17:] == ("acct.u", 1, "A:open:9", None)
+    (b,) = merge_tracking(events, {"A"})
+    assert (b[0], b[8], b[18], b[19]) == ("B", 0, 0, "B:open:9")
