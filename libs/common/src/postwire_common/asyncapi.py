@@ -70,6 +70,8 @@ PUBLICATIONS: tuple[Publication, ...] = (
                 SuppressionChanges, "Addresses added to or removed from suppression lists."),
     Publication("events", topology.TASKS, topology.TASK_COUNTS_KEY, TaskCounts,
                 "Delivered and failed counts of tasks that changed, at most every second."),
+    Publication("events", topology.EVENTS, "events.tracking", EventBatch,
+                "Tracking hits: open, click (with url), unsubscribe; ip, user_agent, machine."),
 )  # fmt: skip
 
 # Work queue -> (the service that consumes it, the message it reads).

@@ -36,7 +36,6 @@ from postwire_common.tracking.tokens import Claim, Kind
 from postwire_common.ttl_cache import TtlCache
 from postwire_events.machines import SCANNER_WINDOW, classify
 
-ROUTING_KEY = "events.tracking"
 MAX_USER_AGENT = 512
 _EVENT = {
     Kind.OPEN: EventType.OPEN,
@@ -187,7 +186,9 @@ class TrackingHits:
                     fresh.discard(message.env_id)  # once per batch too
                 events.append(event_for(hit, message, self.scanner_window))
             if events:
-                outgoing = Outgoing(topology.EVENTS.name, ROUTING_KEY, EventBatch(events=events))
+                outgoing = Outgoing(
+                    topology.EVENTS.name, "events.tracking", EventBatch(events=events)
+                )
                 await conn.execute(_OUTBOX, *outbox_columns([outgoing]))
         for event in events:
             if event.event is EventType.UNSUBSCRIBE:

@@ -6,6 +6,9 @@ import pytest
 
 from postwire_events.devices import device
 
+GMAIL_PROXY = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com "
+GMAIL_PROXY += "GoogleImageProxy)"
+
 
 @pytest.mark.parametrize(
     ("agent", "expected"),
@@ -17,10 +20,7 @@ from postwire_events.devices import device
         ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15", "Mac"),
         ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.0", "Linux"),
         ("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36", "ChromeOS"),
-        (
-            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
-            "Windows",
-        ),
+        (GMAIL_PROXY, "Windows"),
         ("Mozilla/5.0", None),
         ("curl/8.5.0", None),
         (None, None),
