@@ -158,6 +158,15 @@ _EVENTS = (
     "FROM events.event_log l JOIN events.messages m ON m.env_id = l.env_id"
 )
 _NEWEST = "ORDER BY l.time DESC, l.event_id DESC LIMIT $4"
+# The recipient's messages drive, each one's events found by env_id and time only
+# (``event_log_env``); OFFSET 0 keeps the planner from flattening the subquery and
+# pushing the other conditions into it, where it would rather scan the account's events.
+_BY_RCPT = (
+    "SELECT l.event_id, l.event, l.env_id, l.time, l.status, l.err_code, l.err_msg, l.url, "
+    "l.ip, l.user_agent, l.machine, m.msg_id, m.sender, m.rcpt, m.label, m.api_user "
+    "FROM events.messages m CROSS JOIN LATERAL (SELECT * FROM events.event_log l "
+    "WHERE l.env_id = m.env_id AND l.time >= $2 AND l.time < $3 OFFSET 0) l WHERE "
+)
 
 
 @dataclass(frozen=True)
@@ -330,28 +339,35 @@ class EventsStore:
 
     async def events(self, q: EventQuery) -> list[dict[str, Any]]:
         """An account's events of the given types, newest first, with their messages'
-        rcpt, sender, label and API user. One ordered scan of ``event_log_tenant_event``
-        per type, merged: each stops after ``limit`` rows whatever the range holds."""
+        rcpt, sender, label and API user. Without ``rcpt``: one ordered scan of
+        ``event_log_tenant_event`` per type, merged, each stopping after ``limit`` rows.
+        With it: the recipient's messages first (``messages_tenant_rcpt_ci``), then their
+        events (``event_log_env``); an ordered scan would read every event of the range
+        looking for a rare recipient's."""
         args: list[Any] = [q.tenant_id, q.since, q.until, q.limit]
-        where = ["l.tenant_id = $1", "l.time >= $2", "l.time < $3", "m.tenant_id = $1"]
+        on_log = ["l.tenant_id = $1", "l.time >= $2", "l.time < $3"]
+        on_message = ["m.tenant_id = $1"]
 
-        def add(clause: str, value: Any) -> None:
+        def add(where: list[str], clause: str, value: Any) -> None:
             args.append(value)
             where.append(clause.replace("?", f"${len(args)}"))
 
-        if q.rcpt is not None:
-            add("lower(m.rcpt) = lower(?)", q.rcpt)
         if q.label is not None:
-            add("m.label = ?", q.label)
+            add(on_message, "m.label = ?", q.label)
         if q.api_user is not None:
-            add("m.api_user = ?", q.api_user)
+            add(on_message, "m.api_user = ?", q.api_user)
         if q.after is not None:
             args.extend(q.after)
-            where.append(f"(l.time, l.event_id) < (${len(args) - 1}, ${len(args)})")
+            on_log.append(f"(l.time, l.event_id) < (${len(args) - 1}, ${len(args)})")
+        if q.rcpt is not None:
+            add(on_message, "lower(m.rcpt) = lower(?)", q.rcpt)
+            add(on_log, "l.event = ANY(?::text[])", sorted(set(q.events)))
+            sql = f"{_BY_RCPT} {' AND '.join([*on_log, *on_message])} {_NEWEST}"
+            return [dict(r) for r in await self.pool.fetch(sql, *args)]
         parts = []
         for event in sorted(set(q.events)):
             args.append(event)
-            clauses = " AND ".join([*where, f"l.event = ${len(args)}"])
+            clauses = " AND ".join([*on_log, *on_message, f"l.event = ${len(args)}"])
             parts.append(f"({_EVENTS} WHERE {clauses} {_NEWEST})")
         rows = await self.pool.fetch(
             "SELECT * FROM ("  # noqa: S608 - constants

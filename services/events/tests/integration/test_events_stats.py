@@ -344,6 +344,10 @@ async def test_event_lists(sent: tuple[str, httpx.AsyncClient]) -> None:
     assert len(several.json()["Result"]["events"]) == 20
     everything = await client.get("/v1/events", params={**params, "limit": 300})
     assert len(everything.json()["Result"]["events"]) == 300  # of 310
+    by_rcpt = {**params, "event": "open", "rcpt": "ANN@example.org", "limit": 40}
+    first = (await client.get("/v1/events", params=by_rcpt)).json()["Result"]
+    rest = await client.get("/v1/events", params={**by_rcpt, "cursor": first["next_cursor"]})
+    assert first["events"] + rest.json()["Result"]["events"] == opens
     other = await client.get("/v1/events", params=params, headers={"x-tenant": "x"})
     assert other.json()["Result"]["events"] == []
     wrong = await client.get("/v1/events", params={"event": "opened"})
