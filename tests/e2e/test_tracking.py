@@ -111,7 +111,13 @@ async def test_opens_and_clicks_of_delivered_mail_become_events(
         assert (await scanner.head(pixel)).status_code == 200  # a HEAD is a machine's
 
     events = await eventually(tracked, what="two opens and two clicks recorded")
-    assert [e["type"] for e in events if e["event"] == "open"] == ["Track:Open"] * 3
+    opens = [e for e in events if e["event"] == "open"]
+    assert [e["type"] for e in opens] == ["Track:Open"] * 3
+    # Who opened: the reader's address and client, and the HEAD flagged as a machine's.
+    assert {(e["ip"], e["user_agent"], e["device"]) for e in opens} == {
+        ("127.0.0.1", BROWSER, "Linux")
+    }
+    assert sorted(str(e["machine"]) for e in opens) == ["None", "None", "scanner"]
     urls = sorted(e["url"] for e in events if e["event"] == "click")
     assert urls == ["https://shop.example/a?x=1&y=2", "https://shop.example/b"]
     assert {"request", "delivered"} <= {e["event"] for e in events}

@@ -16,6 +16,7 @@ from postwire_common.http.routes import ApiRoute
 from postwire_common.instants import Instant
 from postwire_common.schemas import MNS_EVENT_TYPES, EventType, SendMethod
 from postwire_events.csv_export import csv_response
+from postwire_events.devices import device
 from postwire_events.status import STATUSES
 from postwire_events.store import EventsStore, MessageQuery
 
@@ -52,6 +53,11 @@ def present_event(row: dict[str, Any]) -> dict[str, Any]:
         "err_msg": row["err_msg"],
         "url": row["url"],
         "attempt": row["attempt"],
+        # Opens, clicks and unsubscribes: who (SendCloud's IP and device columns).
+        "ip": row["ip"],
+        "user_agent": row["user_agent"],
+        "device": device(row["user_agent"]),
+        "machine": row["machine"],
     }
 
 

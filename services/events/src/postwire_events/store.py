@@ -287,8 +287,8 @@ class EventsStore:
 
     async def timeline(self, env_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT event, time, status, err_code, err_msg, url, attempt "
-            "FROM events.event_log WHERE env_id = $1 ORDER BY time, recorded_at",
+            "SELECT event, time, status, err_code, err_msg, url, attempt, ip, user_agent, "
+            "machine FROM events.event_log WHERE env_id = $1 ORDER BY time, recorded_at",
             env_id,
         )
         return [dict(r) for r in rows]
