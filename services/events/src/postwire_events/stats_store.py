@@ -213,7 +213,8 @@ async def totals(pool: asyncpg.Pool, q: StatsQuery) -> list[tuple[datetime, dict
 async def recount_all(
     pool: asyncpg.Pool, since: datetime, until: datetime, tenant_id: str | None = None
 ) -> dict[str, Any]:
-    """:func:`recount` for one account, or for each with mail accepted in the range."""
+    """:func:`recount` for one account, or for each with mail accepted in the range, a
+    day at a time."""
     tenants = (
         [tenant_id]
         if tenant_id
@@ -226,7 +227,10 @@ async def recount_all(
             )
         ]
     )
-    for tenant in tenants:
-        await recount(pool, tenant, since, until)
     start, end = whole_days(since, until)
+    for tenant in tenants:
+        day = start
+        while day < end:  # a day at a time: recording waits for one day's recount only
+            await recount(pool, tenant, day, day + timedelta(days=1))
+            day += timedelta(days=1)
     return {"accounts": len(tenants), "from": start.isoformat(), "until": end.isoformat()}
