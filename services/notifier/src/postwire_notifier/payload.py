@@ -6,7 +6,6 @@ from typing import Any
 
 from postwire_common.schemas import MNS_EVENT_TYPES, EventType, MailEvent
 
-
 _TRACKING = frozenset({EventType.OPEN, EventType.CLICK, EventType.UNSUBSCRIBE})
 
 

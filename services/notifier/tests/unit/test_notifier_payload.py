@@ -100,3 +100,19 @@ def test_events_without_a_status_push_null() -> None:
 def test_push_body_is_json_serialisable() -> None:
     body = push_body(event(EventType.CLICK, url="https://shop.example/"), region="r")
     assert json.loads(json.dumps(body)) == body
+
+
+@pytest.mark.parametrize("kind", [EventType.OPEN, EventType.CLICK, EventType.UNSUBSCRIBE])
+def test_tracking_pushes_say_who(kind: EventType) -> None:
+    hit = event(kind, ip="198.51.100.7", user_agent="Mozilla/5.0 (iPhone)", machine="scanner")
+    body = push_body(hit, region="r")
+    assert (body["ip"], body["user_agent"], body["machine"]) == (
+        "198.51.100.7",
+        "Mozilla/5.0 (iPhone)",
+        "scanner",
+    )
+
+
+@pytest.mark.parametrize("kind", [EventType.DELIVERED, EventType.FAILED, EventType.REQUEST])
+def test_delivery_pushes_have_no_reader_fields(kind: EventType) -> None:
+    assert not {"ip", "user_agent", "machine"} & set(push_body(event(kind), region="r"))
