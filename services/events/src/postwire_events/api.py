@@ -15,7 +15,7 @@ from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_common.instants import Instant
 from postwire_common.schemas import MNS_EVENT_TYPES, EventType, SendMethod
-from postwire_events.csv_export import csv_response
+from postwire_events.csv_export import CSV_RESPONSES, csv_response
 from postwire_events.devices import device
 from postwire_events.status import STATUSES
 from postwire_events.store import EventsStore, MessageQuery
@@ -84,7 +84,7 @@ async def every_page(
 def router(store: EventsStore) -> APIRouter:
     api = APIRouter(prefix="/v1/messages", tags=["messages"], route_class=ApiRoute)
 
-    @api.get("", summary="Search sent messages (sending details)")
+    @api.get("", summary="Search sent messages (sending details)", responses=CSV_RESPONSES)
     async def search(
         principal: CurrentPrincipal,
         since: Annotated[Instant | None, Query(description="Accepted at or after.")] = None,

@@ -62,3 +62,9 @@ def csv_response(
 
 async def one_page(rows: Sequence[dict[str, Any]]) -> AsyncIterator[Sequence[dict[str, Any]]]:
     yield rows
+
+
+# What routes with ``format=csv`` declare for OpenAPI: the 200 answer is JSON or CSV.
+CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+}

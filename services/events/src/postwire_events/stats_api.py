@@ -21,7 +21,7 @@ from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_common.instants import Instant
-from postwire_events.csv_export import csv_response, one_page
+from postwire_events.csv_export import CSV_RESPONSES, csv_response, one_page
 from postwire_events.stats import (
     DEFAULT_SPAN,
     Granularity,
@@ -103,6 +103,7 @@ def router(pool: asyncpg.Pool) -> APIRouter:
 
     @api.get(
         "/sending",
+        responses=CSV_RESPONSES,
         summary="Sending statistics by period",
         description="Rows `{period, requests, delivered, soft_bounces, invalid, spam, failed, "
         "success_rate, invalid_rate}`. Every count of a message is in the period it was "
@@ -117,6 +118,7 @@ def router(pool: asyncpg.Pool) -> APIRouter:
 
     @api.get(
         "/tracking",
+        responses=CSV_RESPONSES,
         summary="Tracking statistics by period",
         description="Rows `{period, delivered, opens, unique_opens, clicks, unique_clicks, "
         "spam_reports, unsubscribes, machine_opens, machine_clicks}`. `opens` and `clicks` "
@@ -130,6 +132,7 @@ def router(pool: asyncpg.Pool) -> APIRouter:
 
     @api.get(
         "/reports",
+        responses=CSV_RESPONSES,
         summary="Sending report (KooMessage) by period",
         description="Rows `{period, sent, successful, failed, to_send, rejected, "
         "delivery_rate}`: sent = requests, successful = delivered, failed = failed, "
