@@ -7,7 +7,6 @@ import asyncio
 from collections import OrderedDict
 
 from postwire_common.content import StoredContent, render
-from postwire_common.tracking.choice import Tracking
 from postwire_common.tracking.copies import Prepared, prepare, render_copy
 from postwire_common.tracking.tokens import TokenSigner
 
@@ -47,7 +46,7 @@ class TrackedCopies:
     ) -> bytes:
         """The recipient's copy, tracked as its content asks (untouched when it asks
         for nothing)."""
-        if not Tracking.from_json(content.tracking).any:
+        if content.tracking is None:  # ingest stores a choice only when it tracks something
             return render(content, rcpt, msg_id, env_id, to)
         prepared = await self._prepare(content_id, content)
         if not prepared.changes:

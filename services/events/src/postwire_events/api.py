@@ -42,7 +42,8 @@ def present_message(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def present_event(row: dict[str, Any]) -> dict[str, Any]:
+def event_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """What an event says, in a timeline and in the event list alike."""
     event = EventType(row["event"])
     return {
         "event": event.value,
@@ -52,13 +53,16 @@ def present_event(row: dict[str, Any]) -> dict[str, Any]:
         "err_code": row["err_code"],
         "err_msg": row["err_msg"],
         "url": row["url"],
-        "attempt": row["attempt"],
         # Opens, clicks and unsubscribes: who (SendCloud's IP and device columns).
         "ip": row["ip"],
         "user_agent": row["user_agent"],
         "device": device(row["user_agent"]),
         "machine": row["machine"],
     }
+
+
+def present_event(row: dict[str, Any]) -> dict[str, Any]:
+    return {**event_fields(row), "attempt": row["attempt"]}
 
 
 CSV_COLUMNS = ("env_id", "msg_id", "from", "rcpt", "subject", "label", "method",

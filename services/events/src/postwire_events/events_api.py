@@ -14,33 +14,23 @@ from postwire_common.http.cursors import decode_cursor, encode_cursor
 from postwire_common.http.envelope import ok
 from postwire_common.http.routes import ApiRoute
 from postwire_common.instants import Instant
-from postwire_common.schemas import MNS_EVENT_TYPES, EventType
-from postwire_events.devices import device
+from postwire_common.schemas import EventType
+from postwire_events.api import event_fields
 from postwire_events.store import EventQuery, EventsStore
 
 DEFAULT_SPAN = timedelta(days=7)
 
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
-    event = EventType(row["event"])
+    """An event with the message it belongs to."""
     return {
-        "event": event.value,
-        "type": MNS_EVENT_TYPES[event],
-        "time": row["time"],
+        **event_fields(row),
         "env_id": row["env_id"],
         "msg_id": row["msg_id"],
         "from": row["sender"],
         "rcpt": row["rcpt"],
         "label": row["label"],
         "api_user": row["api_user"],
-        "status": row["status"],
-        "err_code": row["err_code"],
-        "err_msg": row["err_msg"],
-        "url": row["url"],
-        "ip": row["ip"],
-        "user_agent": row["user_agent"],
-        "device": device(row["user_agent"]),
-        "machine": row["machine"],
     }
 
 
