@@ -116,50 +116,53 @@ class TaskState(Strict):
     state: Literal["cancelled"] = Field(description="Only cancelling is possible.")
 
 
+async def checked_task(
+    ctx: IngestContext, fields: TaskFields, principal: Principal
+) -> tuple[NewTask, Template]:
+    """The task without its recipients, everything checked, and the template as the
+    task will send it."""
+    template = await ctx.templates.for_sending(principal.tenant_id, fields.template_id)
+    check_type(template.type, principal.user_type)
+    sender = parse_mailbox(fields.sender, field="from")
+    row = await ctx.store.get_sender(principal.tenant_id, sender.address)
+    if row is None:
+        raise InvalidValue(f"Disallowed source address: {sender.address} is not a sender of yours")
+    if row.domain_status not in SENDING_STATES:
+        raise InvalidValue(f"the domain {row.domain} of the sender is not usable")
+    label = check_label(fields.label)
+    now = datetime.now(UTC)
+    send_at = max(fields.send_at or now, now)
+    if send_at - now > MAX_SCHEDULE_AHEAD:
+        raise InvalidValue("send_at is more than a year ahead")
+    task = NewTask(
+        id=new_id(), account_id=principal.tenant_id, api_user=principal.api_user,
+        user_type=principal.user_type, name=fields.name, template_id=template.id,
+        template_version=template.version, subject=fields.subject, sender=fields.sender,
+        label=label, send_at=send_at,
+    )  # fmt: skip
+    checked = replace(template, subject=fields.subject) if fields.subject else template
+    return task, checked
+
+
+async def typed_in(ctx: IngestContext, body: CreateTask, principal: Principal) -> dict[str, Any]:
+    """A task with typed-in recipients, checked and stored (every door to tasks uses it)."""
+    task, template = await checked_task(ctx, body, principal)
+    valid, invalid = typed_recipients(
+        [(r, {}) if isinstance(r, str) else (r.address, r.variables) for r in body.recipients]
+    )
+    if not valid:
+        raise InvalidValue("recipients: no valid address (see each row's reason)")
+    for recipient in valid:
+        try:
+            check_values(template, recipient["variables"])
+        except MissingMacros as missing:
+            raise MissingMacros(f"row {recipient['row']}: {missing.description}") from None
+    return await ctx.tasks.create(task, valid, invalid)
+
+
 def router(ctx: IngestContext) -> APIRouter:
     api = APIRouter(prefix="/v1/tasks", tags=["tasks"], route_class=ApiRoute)
     store = ctx.tasks
-
-    async def checked_task(fields: TaskFields, principal: Principal) -> tuple[NewTask, Template]:
-        """The task without its recipients, everything checked, and the template as the
-        task will send it."""
-        template = await ctx.templates.for_sending(principal.tenant_id, fields.template_id)
-        check_type(template.type, principal.user_type)
-        sender = parse_mailbox(fields.sender, field="from")
-        row = await ctx.store.get_sender(principal.tenant_id, sender.address)
-        if row is None:
-            raise InvalidValue(
-                f"Disallowed source address: {sender.address} is not a sender of yours"
-            )
-        if row.domain_status not in SENDING_STATES:
-            raise InvalidValue(f"the domain {row.domain} of the sender is not usable")
-        label = check_label(fields.label)
-        now = datetime.now(UTC)
-        send_at = max(fields.send_at or now, now)
-        if send_at - now > MAX_SCHEDULE_AHEAD:
-            raise InvalidValue("send_at is more than a year ahead")
-        task = NewTask(
-            id=new_id(), account_id=principal.tenant_id, api_user=principal.api_user,
-            user_type=principal.user_type, name=fields.name, template_id=template.id,
-            template_version=template.version, subject=fields.subject, sender=fields.sender,
-            label=label, send_at=send_at,
-        )  # fmt: skip
-        checked = replace(template, subject=fields.subject) if fields.subject else template
-        return task, checked
-
-    async def typed_in(body: CreateTask, principal: Principal) -> dict[str, Any]:
-        task, template = await checked_task(body, principal)
-        valid, invalid = typed_recipients(
-            [(r, {}) if isinstance(r, str) else (r.address, r.variables) for r in body.recipients]
-        )
-        if not valid:
-            raise InvalidValue("recipients: no valid address (see each row's reason)")
-        for recipient in valid:
-            try:
-                check_values(template, recipient["variables"])
-            except MissingMacros as missing:
-                raise MissingMacros(f"row {recipient['row']}: {missing.description}") from None
-        return await store.create(task, valid, invalid)
 
     async def uploaded(request: Request, principal: Principal) -> dict[str, Any]:
         async with request.form(max_files=1, max_fields=8, max_part_size=64 * 1024) as form:
@@ -177,7 +180,7 @@ def router(ctx: IngestContext) -> APIRouter:
             if file is None:
                 raise EmptyValue("file: a multipart task takes its recipients as `file`")
             given = parse_fields(TaskFields, fields)
-            task, template = await checked_task(given, principal)
+            task, template = await checked_task(ctx, given, principal)
             size = file.size if file.size is not None else 0
             if size > MAX_TASK_FILE_BYTES:
                 raise SizeExceeded(f"file: larger than {MAX_TASK_FILE_BYTES // 2**20} MB")
@@ -214,7 +217,7 @@ def router(ctx: IngestContext) -> APIRouter:
         if kind == "multipart/form-data":
             return ok(await uploaded(request, principal), status=201)
         body = parse_model(CreateTask, await read_body(request, MAX_TYPED_TASK_BYTES))
-        return ok(await typed_in(body, principal), status=201)
+        return ok(await typed_in(ctx, body, principal), status=201)
 
     @api.get(
         "/sample",
