@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Response
 from pydantic import Field
 
@@ -18,6 +20,11 @@ from postwire_notifier.store import NotifierStore
 class CreateWebhook(RequestModel):
     url: str = Field(description="http(s) URL answering 200 to GET and POST.")
     events: list[str] = Field(description="Event types to push (delivered, failed, ...).")
+    format: Literal["postwire", "sendcloud"] = Field(
+        "postwire",
+        description="postwire: signed JSON (Webhook push); sendcloud: SendCloud's event and "
+        "field names, form-encoded, same signature (docs/migration/sendcloud.md).",
+    )
 
 
 class TestPush(RequestModel):
@@ -29,7 +36,9 @@ def router(settings: Settings, store: NotifierStore, client: SafeClient) -> APIR
 
     @api.post("", status_code=201, summary="Add a webhook; its app_key is shown only now")
     async def create(body: CreateWebhook, principal: CurrentPrincipal) -> Response:
-        created = await webhooks.create_webhook(store, client, principal, body.url, body.events)
+        created = await webhooks.create_webhook(
+            store, client, principal, body.url, body.events, body.format
+        )
         return ok(created, status=201)
 
     @api.get("", summary="List webhooks")

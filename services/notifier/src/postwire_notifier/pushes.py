@@ -34,6 +34,8 @@ from postwire_notifier.payload import push_body
 from postwire_notifier.resources import Strategy, retry_waits
 from postwire_notifier.signature import new_token, signature_headers, signed
 from postwire_notifier.store import Attempt, NotifierStore, Push
+from postwire_notifier.vendors import sendcloud
+from postwire_notifier.webhooks import post_args
 
 log = logging.getLogger("postwire.notifier")
 
@@ -71,15 +73,19 @@ class Pusher:
             hooks = await self._directory.matching(event.tenant_id, event.event.value)
             if hooks:
                 body = push_body(event, self._settings.region)
-                rows.extend((h.id, event.event_id, event.time, new_token(), body) for h in hooks)
+                for h in hooks:
+                    native = h.push_format != sendcloud.FORMAT
+                    fields = body if native else sendcloud.push_fields(event)
+                    rows.append((h.id, event.event_id, event.time, new_token(), fields))
         if rows and await self._store.create_pushes(rows):
             self._wake_lanes()
 
     async def push(self, push: Push) -> None:
         attempt = push.attempts + 1
-        if push.content_format is None:  # a webhook: the signed JSON of API.md
+        if push.content_format is None:  # a webhook: signed, in its format (JSON or form)
+            fields = signed(push.body, push.app_key, push.token)
             answer = await self._client.request(
-                "POST", push.url, json=signed(push.body, push.app_key, push.token)
+                "POST", push.url, **post_args(fields, push.push_format)
             )
         else:  # a subscription: its message as the body, the signature in headers
             headers = signature_headers(push.app_key, push.token)

@@ -27,6 +27,7 @@ class Webhook:
     url: str
     events: list[str]
     app_key: str
+    push_format: str = "postwire"  # or "sendcloud" (vendors/sendcloud.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Push:
     # signed JSON on the webhook schedule).
     content_format: str | None = None
     notify_strategy: str | None = None
+    push_format: str = "postwire"  # a webhook's: or "sendcloud" (vendors/sendcloud.py)
 
     @property
     def key(self) -> str:
@@ -108,7 +110,7 @@ FROM (
 ) c, notifier.webhooks w
 WHERE p.id = c.id AND p.event_at = c.event_at AND w.id = p.webhook_id
 RETURNING p.id, p.event_at, p.webhook_id, w.url, w.app_key, p.token, p.body, p.attempts,
-    w.content_format, w.notify_strategy
+    w.content_format, w.notify_strategy, w.push_format
 """
 
 
@@ -132,19 +134,21 @@ class NotifierStore:
             if count >= limit:
                 raise NotAvailable(f"an account can have at most {limit} webhooks")
             await conn.execute(
-                "INSERT INTO notifier.webhooks (id, tenant_id, url, events, app_key) "
-                "VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO notifier.webhooks (id, tenant_id, url, events, app_key, "
+                "push_format) VALUES ($1, $2, $3, $4, $5, $6)",
                 hook.id,
                 hook.tenant_id,
                 hook.url,
                 hook.events,
                 self._keyring.encrypt(hook.app_key),
+                hook.push_format,
             )
             await conn.execute("SELECT pg_notify('postwire_webhooks', $1)", hook.tenant_id)
 
     async def list_webhooks(self, tenant_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT id, url, events, created_at FROM notifier.webhooks WHERE tenant_id = $1 "
+            "SELECT id, url, events, push_format AS format, created_at FROM notifier.webhooks "
+            "WHERE tenant_id = $1 "
             "AND sub_name IS NULL ORDER BY created_at, id",
             tenant_id,
         )
@@ -152,7 +156,7 @@ class NotifierStore:
 
     async def webhook(self, tenant_id: str, webhook_id: str) -> Webhook:
         row = await self.pool.fetchrow(
-            "SELECT id, tenant_id, url, events, app_key FROM notifier.webhooks "
+            "SELECT id, tenant_id, url, events, app_key, push_format FROM notifier.webhooks "
             "WHERE tenant_id = $1 AND id = $2 AND sub_name IS NULL",
             tenant_id,
             webhook_id,
@@ -175,7 +179,7 @@ class NotifierStore:
 
     async def tenant_webhooks(self, tenant_id: str) -> list[Webhook]:
         rows = await self.pool.fetch(
-            "SELECT id, tenant_id, url, events, app_key FROM notifier.webhooks "
+            "SELECT id, tenant_id, url, events, app_key, push_format FROM notifier.webhooks "
             "WHERE tenant_id = $1 AND sub_name IS NULL ORDER BY id",
             tenant_id,
         )

@@ -17,6 +17,7 @@ from postwire_notifier.http_client import Answer, SafeClient, check_url
 from postwire_notifier.payload import push_body
 from postwire_notifier.signature import new_token, signed
 from postwire_notifier.store import NotifierStore, Webhook
+from postwire_notifier.vendors import sendcloud
 
 MAX_WEBHOOKS = 10
 
@@ -39,25 +40,35 @@ def describe(answer: Answer) -> str:
     return f"HTTP {answer.status}"
 
 
+def post_args(fields: dict[str, Any], push_format: str) -> dict[str, Any]:
+    """``SafeClient.request`` arguments of a signed POST in the webhook's format."""
+    if push_format == sendcloud.FORMAT:
+        return sendcloud.form_request(fields)
+    return {"json": fields}
+
+
 async def create_webhook(
-    store: NotifierStore, client: SafeClient, principal: Principal, url: str, events: list[str]
+    store: NotifierStore,
+    client: SafeClient,
+    principal: Principal,
+    url: str,
+    events: list[str],
+    push_format: str = "postwire",
 ) -> dict[str, Any]:
     url = check_url(url)
     events = check_events(events)
     app_key = new_secret()
-    for method, body in (
-        ("GET", None),
-        ("POST", signed({"event": "verify"}, app_key, new_token())),
-    ):
-        answer = await client.request(method, url, json=body)
+    verify = signed({"event": "verify"}, app_key, new_token())
+    for method, args in (("GET", {}), ("POST", post_args(verify, push_format))):
+        answer = await client.request(method, url, **args)
         if not answer.ok:
             raise InvalidValue(
                 f"{url} must answer 200 to {method} before it can be used; it answered "
                 f"{describe(answer)}"
             )
-    hook = Webhook(new_id(), principal.tenant_id, url, events, app_key)
+    hook = Webhook(new_id(), principal.tenant_id, url, events, app_key, push_format)
     await store.insert_webhook(hook, MAX_WEBHOOKS)
-    return {"id": hook.id, "url": url, "events": events, "app_key": app_key}
+    return {"id": hook.id, "url": url, "events": events, "format": push_format, "app_key": app_key}
 
 
 async def test_push(client: SafeClient, hook: Webhook, event: str, region: str) -> dict[str, Any]:
@@ -78,9 +89,11 @@ async def test_push(client: SafeClient, hook: Webhook, event: str, region: str) 
         time=now,
         url="https://example.com/" if kind is EventType.CLICK else None,
     )
-    answer = await client.request(
-        "POST", hook.url, json=signed(push_body(sample, region), hook.app_key, new_token())
-    )
+    body = push_body(sample, region)
+    if hook.push_format == sendcloud.FORMAT:
+        body = sendcloud.push_fields(sample)
+    fields = signed(body, hook.app_key, new_token())
+    answer = await client.request("POST", hook.url, **post_args(fields, hook.push_format))
     return {
         "ok": answer.ok,
         "http_status": answer.status,
