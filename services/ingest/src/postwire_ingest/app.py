@@ -50,6 +50,7 @@ from postwire_ingest.template_store import TemplateStore
 from postwire_ingest.templates import TEMPLATE_CONTENT_ROUTES
 from postwire_ingest.tls_policies import TlsPolicies
 from postwire_ingest.tls_policy_store import TlsPolicyStore
+from postwire_ingest.vendors import devino
 
 
 class IngestService(Service):
@@ -103,7 +104,7 @@ class IngestService(Service):
         self.tasks = TaskRunner(
             context.tasks, templates, sender, self.store, context.task_attachments.for_task
         )
-        self._routers = routers(context)
+        self._routers = [*routers(context), devino.router(context)]
         handlers.register(self.broker, self.store, context.tasks)
         self.retention = Retention(
             self.pool, [History("ingest.idempotency_keys", settings.idempotency_retention)]

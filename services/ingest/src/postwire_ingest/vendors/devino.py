@@ -1,0 +1,473 @@
+"""Devino Telecom's email HTTP API (``/email/v1``) over the same domain code as ``/v1``.
+
+::
+
+    Devino client ──Basic login:password (= api_user:api_key)──▶ /email/v1/<Resource>
+        PascalCase body ──DevinoModel (aliases; fields postwire lacks: not_available)──▶
+        SendCommand ──Sender.send──▶ as POST /v1/messages
+        CreateTask  ──api.tasks.typed_in──▶ as POST /v1/tasks (inline Subject/Body become
+                                            a template of the account first)
+        task / attachment stores ──▶ as /v1/tasks/{id}[/state|/attachments]
+    errors: the envelope is Devino's already; descriptions name Devino's fields.
+
+Devino answers ``{"Result", "Code", "Description"}`` with the codes of API.md, so only the
+field names and shapes differ. Ids are postwire's (26-character strings, not integers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Coroutine, Mapping
+from email.utils import formataddr
+from typing import Annotated, Any, ClassVar
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.routing import iter_route_contexts
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+
+from postwire_common.addresses import parse_mailbox
+from postwire_common.errors import (
+    EmptyValue,
+    InvalidEmail,
+    InvalidValue,
+    NotAvailable,
+    NotFound,
+    PostwireError,
+)
+from postwire_common.http.auth import CurrentPrincipal
+from postwire_common.http.body import parse_model, read_body
+from postwire_common.http.envelope import envelope_response, ok
+from postwire_common.http.models import RequestModel
+from postwire_common.http.routes import ApiRoute
+from postwire_common.identity import Principal
+from postwire_common.ids import checked_id
+from postwire_common.instants import Instant
+from postwire_ingest.api.context import IngestContext
+from postwire_ingest.api.task_attachments import read_form
+from postwire_ingest.api.tasks import MAX_TYPED_TASK_BYTES, CreateTask, typed_in
+from postwire_ingest.compose import Attachment, Content, decode_attachment
+from postwire_ingest.limits import (
+    MAX_ATTACHMENTS,
+    MAX_RECIPIENTS,
+    MAX_REQUEST_BYTES,
+    MAX_TASK_ATTACHMENT_REQUEST_BYTES,
+    MAX_TEMPLATES_PER_ACCOUNT,
+)
+from postwire_ingest.sending import SendCommand, fingerprint
+from postwire_ingest.tasks import MAX_TYPED_RECIPIENTS
+from postwire_ingest.templates import Draft, TemplateType, check_draft
+
+PREFIX = "/email/v1"
+TaskId = Annotated[str, Path(alias="TaskId", description="The task's id, as created.")]
+
+# --- requests: Devino's names over postwire's ------------------------------------------
+
+
+class DevinoModel(RequestModel):
+    """A body in Devino's names. A Devino field postwire has no counterpart for answers
+    ``not_available`` naming it (never ignored); any other unknown field ``invalid_value``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    unavailable: ClassVar[Mapping[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unavailable(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, why in cls.unavailable.items():
+                if name in data:
+                    raise NotAvailable(f"{name} is not available in postwire: {why}")
+        return data
+
+
+class Mailbox(DevinoModel):
+    address: str = Field(alias="Address", max_length=320, description="Email address.")
+    name: str | None = Field(None, alias="Name", max_length=150, description="Display name.")
+
+    def value(self) -> str:
+        return formataddr((self.name, self.address)) if self.name else self.address
+
+
+class Recipient(Mailbox):
+    unavailable: ClassVar[Mapping[str, str]] = {
+        "ExtraData": "events carry env_id; keep your own data by env_id (webhooks push it)",
+    }
+    merge_fields: dict[str, str] = Field(
+        default_factory=dict, alias="MergeFields", description="Values of {{macros}}."
+    )
+
+
+class Body(DevinoModel):
+    html: str | None = Field(None, alias="Html", max_length=10_000_000)
+    plain_text: str | None = Field(None, alias="PlainText", max_length=10_000_000)
+
+
+class AttachmentIn(DevinoModel):
+    name: str = Field(alias="Name", max_length=255, description="File name.")
+    content: str = Field(alias="Content", description="Base64 of the file.")
+    content_type: str | None = Field(None, alias="ContentType", description="MIME type.")
+
+
+class Message(DevinoModel):
+    """``POST /Messages``: one message per recipient, sent now."""
+
+    unavailable: ClassVar[Mapping[str, str]] = {
+        "AttachmentsIds": "there is no file store; send the files as Attachments "
+        "[{Name, Content (base64), ContentType}]",
+    }
+    sender: Mailbox = Field(alias="Sender", description="A sender address of yours.")
+    recipients: list[Recipient] = Field(alias="Recipients", min_length=1, max_length=MAX_RECIPIENTS)
+    subject: str = Field(alias="Subject", max_length=998)
+    body: Body = Field(alias="Body")
+    attachments: list[AttachmentIn] = Field(
+        default_factory=list, alias="Attachments", max_length=MAX_ATTACHMENTS
+    )
+    check_unsubscription: bool = Field(
+        True,
+        alias="CheckUnsubscription",
+        description="Always true in postwire: suppressed addresses are never sent to.",
+    )
+
+
+class Task(DevinoModel):
+    """``POST /Tasks``: a mailing to typed-in recipients, now or at StartDateTime."""
+
+    unavailable: ClassVar[Mapping[str, str]] = {
+        "ContactGroups": "there are no address books; give the addresses as Recipients",
+        "ContactGroupIds": "there are no address books; give the addresses as Recipients",
+        "SegmentIds": "there are no segments; give the addresses as Recipients",
+        "EndDateTime": "a task sends until it is done (or cancelled)",
+        "UseLocalTime": "StartDateTime is one instant for every recipient",
+        "UnsubscribeCategoryId": "unsubscribes are per account (suppressions)",
+    }
+    name: str = Field(alias="Name", min_length=1, max_length=64)
+    sender: Mailbox = Field(alias="Sender")
+    subject: str | None = Field(None, alias="Subject", min_length=1, max_length=256)
+    body: Body | None = Field(None, alias="Body")
+    template_id: str | None = Field(
+        None, alias="TemplateId", max_length=64, description="postwire: instead of Body."
+    )
+    recipients: list[Recipient] = Field(
+        alias="Recipients", min_length=1, max_length=MAX_TYPED_RECIPIENTS
+    )
+    start_date_time: Instant | None = Field(None, alias="StartDateTime")
+
+
+class TaskState(DevinoModel):
+    state: str = Field(alias="State", max_length=32, description="Only Cancelled.")
+
+
+# --- answers and error texts in Devino's names -----------------------------------------
+
+# A domain error's description starts with the /v1 field it is about.
+_FIELDS = {
+    "from": "Sender.Address",
+    "recipient": "Recipients.Address",
+    "recipients": "Recipients",
+    "send_at": "StartDateTime",
+    "subject": "Subject",
+    "text or html": "Body.PlainText or Body.Html",
+    "text": "Body.PlainText",
+    "html": "Body.Html",
+    "name": "Name",
+    "template_id": "TemplateId",
+    "file": "file",
+}
+_LEADING_FIELD = re.compile(
+    r"^(" + "|".join(sorted(map(re.escape, _FIELDS), key=len, reverse=True)) + r")\b(?=[:. ])"
+)
+
+
+def devino_text(description: str) -> str:
+    """A domain error's description with its leading /v1 field named as Devino names it."""
+    return _LEADING_FIELD.sub(lambda m: _FIELDS[m.group(1)], description, count=1)
+
+
+STATES = {
+    "preparing": "Preparing",
+    "scheduled": "Scheduled",
+    "sending": "Sending",
+    "completed": "Completed",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+
+
+def task_result(task: Mapping[str, Any], subject: str | None) -> dict[str, Any]:
+    """A /v1 task row in Devino's shape."""
+    sender = parse_mailbox(task["sender"], field="Sender")
+    return {
+        "Id": task["id"],
+        "Name": task["name"],
+        "Sender": {"Address": sender.address, "Name": sender.name or None},
+        "Subject": subject,
+        "TemplateId": task["template_id"],
+        "StartDateTime": task["send_at"],
+        "State": STATES.get(task["state"], task["state"]),
+        "Statistics": {
+            "Total": task["total"],
+            "Invalid": task["invalid"],
+            "Queued": task["queued"],
+            "Suppressed": task["suppressed"],
+            "Delivered": task["delivered"],
+            "Failed": task["failed"],
+        },
+        "InvalidRecipients": [
+            {"Row": r["row"], "Address": r["address"], "Reason": r["reason"]}
+            for r in task.get("invalid_rows", ())
+        ],
+        "Error": task["error"],
+        "CreatedDateTime": task["created_at"],
+        "StartedDateTime": task["started_at"],
+        "FinishedDateTime": task["finished_at"],
+    }
+
+
+def attachment_result(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "Id": row["id"],
+        "Name": row["filename"],
+        "ContentType": row["content_type"],
+        "Size": row["size"],
+        "CreatedDateTime": row["created_at"],
+    }
+
+
+def message_command(body: Message, raw: bytes) -> SendCommand:
+    """``POST /Messages`` as the send command ``POST /v1/messages`` makes. MergeFields
+    fill {{macros}} of the inline Subject and Body, as a template's parameters."""
+    if not body.check_unsubscription:
+        raise NotAvailable(
+            "CheckUnsubscription false is not available in postwire: suppressed "
+            "(unsubscribed, hard-bounced) addresses are never sent to"
+        )
+    if not (body.body.html or body.body.plain_text):
+        raise EmptyValue("Body.Html or Body.PlainText is required")
+    content = Content(
+        subject=body.subject,
+        text=body.body.plain_text,
+        html=body.body.html,
+        attachments=tuple(
+            decode_attachment(a.name, a.content, a.content_type) for a in body.attachments
+        ),
+    )
+    personal: dict[str, dict[str, str]] = {}
+    for r in body.recipients:
+        if r.merge_fields:
+            # A bad address is refused, with its reason, where recipients are checked.
+            with contextlib.suppress(InvalidValue, InvalidEmail):
+                personal[parse_mailbox(r.address).address.lower()] = r.merge_fields
+    inline = Draft(name="", subject=body.subject, text=content.text, html=content.html)
+    return SendCommand(
+        sender=body.sender.value(),
+        to=[r.value() for r in body.recipients],
+        content=content,
+        template=inline if personal else None,
+        recipient_variables=personal,
+        fingerprint=fingerprint(raw),
+    )
+
+
+# --- routes ----------------------------------------------------------------------------
+
+
+class DevinoRoute(ApiRoute):
+    """ApiRoute whose domain errors speak of Devino's field names."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def translated(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except PostwireError as exc:
+                exc.description = devino_text(exc.description)
+                raise
+
+        return translated
+
+
+async def create_task(ctx: IngestContext, body: Task, principal: Principal) -> dict[str, Any]:
+    """A Devino task through ``typed_in``. Inline Subject and Body become a template of
+    the account (removed again if the task is refused), since a task sends a template."""
+    made = None
+    template_id = body.template_id
+    if template_id is None:
+        if body.subject is None or body.body is None:
+            raise EmptyValue("Subject and Body are required (or a TemplateId)")
+        draft = Draft(
+            name=f"Devino task: {body.name}"[:64],
+            subject=body.subject,
+            text=body.body.plain_text,
+            html=body.body.html,
+        )
+        made = await ctx.templates.create(
+            principal.tenant_id,
+            draft,
+            TemplateType(principal.user_type),
+            check_draft(draft),
+            MAX_TEMPLATES_PER_ACCOUNT,
+        )
+        template_id = made.id
+    elif body.body is not None:
+        raise InvalidValue("TemplateId replaces Body: send one or the other")
+    try:
+        fields = CreateTask.model_validate(
+            {
+                "name": body.name,
+                "template_id": template_id,
+                "subject": body.subject if made is None else None,
+                "from": body.sender.value(),
+                "send_at": body.start_date_time,
+                "recipients": [
+                    {"address": r.value(), "variables": r.merge_fields} for r in body.recipients
+                ],
+            }
+        )
+        return await typed_in(ctx, fields, principal)
+    except (PostwireError, ValidationError) as exc:
+        if made is not None:
+            await ctx.templates.delete(principal.tenant_id, made.id)
+        if isinstance(exc, ValidationError):
+            first = exc.errors(include_url=False)[0]
+            raise InvalidValue(f"{first['loc'][0]}: {first['msg']}") from None
+        raise
+
+
+async def shown_task(ctx: IngestContext, account_id: str, task: Mapping[str, Any]) -> Response:
+    template = await ctx.templates.get(account_id, task["template_id"], task["template_version"])
+    return ok(task_result(task, task["subject"] or template.subject))
+
+
+def router(ctx: IngestContext) -> APIRouter:
+    api = APIRouter(prefix=PREFIX, tags=["devino"], route_class=DevinoRoute)
+
+    @api.post("/Messages", summary="Devino: send a transactional message")
+    async def send(request: Request, principal: CurrentPrincipal) -> Response:
+        raw = await read_body(request, MAX_REQUEST_BYTES)
+        command = message_command(parse_model(Message, raw), raw)
+        sent = await ctx.sender.send(principal, command)
+        return ok(
+            [
+                {
+                    "MessageId": m["env_id"],
+                    "SmtpMessageId": m["msg_id"],
+                    "Address": m["rcpt"],
+                    "State": m["status"].title(),
+                }
+                for m in sent
+            ]
+        )
+
+    @api.post("/Tasks", status_code=201, summary="Devino: create a mailing (task)")
+    async def create(request: Request, principal: CurrentPrincipal) -> Response:
+        body = parse_model(Task, await read_body(request, MAX_TYPED_TASK_BYTES))
+        task = await create_task(ctx, body, principal)
+        return await shown_task(ctx, principal.tenant_id, task)
+
+    @api.get("/Tasks/{TaskId}", summary="Devino: a mailing, its state and counts")
+    async def show(task_id: TaskId, principal: CurrentPrincipal) -> Response:
+        task = await ctx.tasks.get(principal.tenant_id, checked_id(task_id, "TaskId"))
+        return await shown_task(ctx, principal.tenant_id, task)
+
+    @api.patch("/Tasks/{TaskId}", summary="Devino: edit a mailing (not available)")
+    async def edit(task_id: TaskId, principal: CurrentPrincipal) -> Response:
+        await ctx.tasks.get(principal.tenant_id, checked_id(task_id, "TaskId"))  # not_found
+        raise NotAvailable(
+            "editing a mailing is not available in postwire: cancel it (PUT "
+            '/Tasks/{TaskId}/State {"State": "Cancelled"}) and create another'
+        )
+
+    @api.put("/Tasks/{TaskId}/State", summary="Devino: change a mailing's state (cancel)")
+    async def set_state(task_id: TaskId, request: Request, principal: CurrentPrincipal) -> Response:
+        task_id = checked_id(task_id, "TaskId")
+        body = parse_model(TaskState, await read_body(request, 4096))
+        if body.state.lower() != "cancelled":
+            await ctx.tasks.get(principal.tenant_id, task_id)  # not_found before the rest
+            raise NotAvailable(
+                f"State {body.state!r} is not available in postwire: a mailing can only be "
+                "Cancelled, before it starts sending"
+            )
+        task = await ctx.tasks.cancel(principal.tenant_id, task_id)
+        return await shown_task(ctx, principal.tenant_id, task)
+
+    @api.get("/Tasks/{TaskId}/Attachments", summary="Devino: a mailing's attachments")
+    async def attachments(task_id: TaskId, principal: CurrentPrincipal) -> Response:
+        rows = await ctx.task_attachments.list(principal.tenant_id, checked_id(task_id, "TaskId"))
+        return ok([attachment_result(r) for r in rows])
+
+    @api.post("/Tasks/{TaskId}/Attachments", status_code=201, summary="Devino: attach a file")
+    async def attach(task_id: TaskId, request: Request, principal: CurrentPrincipal) -> Response:
+        task_id = checked_id(task_id, "TaskId")
+        attachment = await read_attachment(request)
+        row = await ctx.task_attachments.add(
+            principal.tenant_id,
+            task_id,
+            attachment.filename,
+            attachment.content_type,
+            attachment.data,
+        )
+        return ok(attachment_result(row), status=201)
+
+    @api.delete("/Tasks/{TaskId}/Attachments", summary="Devino: remove a mailing's attachments")
+    async def detach(task_id: TaskId, principal: CurrentPrincipal) -> Response:
+        removed = await ctx.task_attachments.clear(
+            principal.tenant_id, checked_id(task_id, "TaskId")
+        )
+        return ok({"Removed": removed})
+
+    outer = APIRouter()
+    outer.include_router(api)
+    outer.add_api_route(
+        "/email/{rest:path}",
+        unmatched,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    return outer
+
+
+async def unmatched(request: Request, rest: str) -> Response:
+    """What no route took: another API version (``/email/v2/...``) is not_found naming
+    v1; a v1 resource's other method 405 with Allow; anything else not_found."""
+    version = rest.partition("/")[0]
+    if version != "v1":
+        raise NotFound(
+            f"/email/{version}: no such API version; postwire serves the Devino email API "
+            f"v1 at {PREFIX}"
+        )
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        pattern = getattr(route, "path_regex", None)
+        path = getattr(route, "path", "")
+        if pattern is None or not route.methods or path.endswith("{rest:path}"):
+            continue
+        if pattern.match(request.url.path):
+            methods |= route.methods
+    if methods:
+        return envelope_response(
+            None,
+            code="not_available",
+            description="this method is not available on this resource",
+            status=405,
+            headers={"Allow": ", ".join(sorted(methods))},
+        )
+    return envelope_response(
+        None, code="not_found", description="no such Devino resource in v1", status=404
+    )
+
+
+async def read_attachment(request: Request) -> Attachment:
+    """A file as multipart ``file`` (as /v1 takes it) or JSON {Name, Content, ContentType}."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        attachment = await read_form(request)
+    else:
+        body = parse_model(
+            AttachmentIn, await read_body(request, MAX_TASK_ATTACHMENT_REQUEST_BYTES)
+        )
+        attachment = decode_attachment(body.name, body.content, body.content_type)
+    if not attachment.data:
+        raise EmptyValue(f"attachment {attachment.filename!r} is empty")
+    return attachment
