@@ -23,7 +23,7 @@ from email.utils import formataddr
 from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Path, Request, Response
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from postwire_common.addresses import parse_mailbox
@@ -341,9 +341,9 @@ async def shown_task(ctx: IngestContext, account_id: str, task: Mapping[str, Any
 
 
 def router(ctx: IngestContext) -> APIRouter:
-    api = APIRouter(prefix=PREFIX, tags=["devino"], route_class=DevinoRoute)
+    api = APIRouter(tags=["devino"], route_class=DevinoRoute)
 
-    @api.post("/Messages", summary="Devino: send a transactional message")
+    @api.post(f"{PREFIX}/Messages", summary="Devino: send a transactional message")
     async def send(request: Request, principal: CurrentPrincipal) -> Response:
         raw = await read_body(request, MAX_REQUEST_BYTES)
         command = message_command(parse_model(Message, raw), raw)
@@ -360,18 +360,18 @@ def router(ctx: IngestContext) -> APIRouter:
             ]
         )
 
-    @api.post("/Tasks", status_code=201, summary="Devino: create a mailing (task)")
+    @api.post(f"{PREFIX}/Tasks", status_code=201, summary="Devino: create a mailing (task)")
     async def create(request: Request, principal: CurrentPrincipal) -> Response:
         body = parse_model(Task, await read_body(request, MAX_TYPED_TASK_BYTES))
         task = await create_task(ctx, body, principal)
         return await shown_task(ctx, principal.tenant_id, task)
 
-    @api.get("/Tasks/{TaskId}", summary="Devino: a mailing, its state and counts")
+    @api.get(f"{PREFIX}/Tasks/{{TaskId}}", summary="Devino: a mailing, its state and counts")
     async def show(task_id: TaskId, principal: CurrentPrincipal) -> Response:
         task = await ctx.tasks.get(principal.tenant_id, checked_id(task_id, "TaskId"))
         return await shown_task(ctx, principal.tenant_id, task)
 
-    @api.patch("/Tasks/{TaskId}", summary="Devino: edit a mailing (not available)")
+    @api.patch(f"{PREFIX}/Tasks/{{TaskId}}", summary="Devino: edit a mailing (not available)")
     async def edit(task_id: TaskId, principal: CurrentPrincipal) -> Response:
         await ctx.tasks.get(principal.tenant_id, checked_id(task_id, "TaskId"))  # not_found
         raise NotAvailable(
@@ -379,7 +379,9 @@ def router(ctx: IngestContext) -> APIRouter:
             '/Tasks/{TaskId}/State {"State": "Cancelled"}) and create another'
         )
 
-    @api.put("/Tasks/{TaskId}/State", summary="Devino: change a mailing's state (cancel)")
+    @api.put(
+        f"{PREFIX}/Tasks/{{TaskId}}/State", summary="Devino: change a mailing's state (cancel)"
+    )
     async def set_state(task_id: TaskId, request: Request, principal: CurrentPrincipal) -> Response:
         task_id = checked_id(task_id, "TaskId")
         body = parse_model(TaskState, await read_body(request, 4096))
@@ -392,12 +394,14 @@ def router(ctx: IngestContext) -> APIRouter:
         task = await ctx.tasks.cancel(principal.tenant_id, task_id)
         return await shown_task(ctx, principal.tenant_id, task)
 
-    @api.get("/Tasks/{TaskId}/Attachments", summary="Devino: a mailing's attachments")
+    @api.get(f"{PREFIX}/Tasks/{{TaskId}}/Attachments", summary="Devino: a mailing's attachments")
     async def attachments(task_id: TaskId, principal: CurrentPrincipal) -> Response:
         rows = await ctx.task_attachments.list(principal.tenant_id, checked_id(task_id, "TaskId"))
         return ok([attachment_result(r) for r in rows])
 
-    @api.post("/Tasks/{TaskId}/Attachments", status_code=201, summary="Devino: attach a file")
+    @api.post(
+        f"{PREFIX}/Tasks/{{TaskId}}/Attachments", status_code=201, summary="Devino: attach a file"
+    )
     async def attach(task_id: TaskId, request: Request, principal: CurrentPrincipal) -> Response:
         task_id = checked_id(task_id, "TaskId")
         attachment = await read_attachment(request)
@@ -410,22 +414,23 @@ def router(ctx: IngestContext) -> APIRouter:
         )
         return ok(attachment_result(row), status=201)
 
-    @api.delete("/Tasks/{TaskId}/Attachments", summary="Devino: remove a mailing's attachments")
+    @api.delete(
+        f"{PREFIX}/Tasks/{{TaskId}}/Attachments", summary="Devino: remove a mailing's attachments"
+    )
     async def detach(task_id: TaskId, principal: CurrentPrincipal) -> Response:
         removed = await ctx.task_attachments.clear(
             principal.tenant_id, checked_id(task_id, "TaskId")
         )
         return ok({"Removed": removed})
 
-    outer = APIRouter()
-    outer.include_router(api)
-    outer.add_api_route(
+    api.add_api_route(
         "/email/{rest:path}",
         unmatched,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         include_in_schema=False,
+        route_class_override=APIRoute,  # no caller or query checks: any path, any caller
     )
-    return outer
+    return api
 
 
 async def unmatched(request: Request, rest: str) -> Response:
