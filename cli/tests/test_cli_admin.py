@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from postwire_common import db
+from postwire_common.crypto import Keyring, generate_key
 from postwire_common.identity import Identity
 from postwire_ingest import accounts
 from postwire_ingest.store import IngestStore
@@ -38,7 +39,7 @@ async def test_a_squatted_name_does_not_stop_create_account(tmp_path: Path) -> N
     async with migrated_database() as url:
         pool = await db.create_pool(url, size=2)
         try:
-            store = IngestStore(pool)
+            store = IngestStore(pool, Keyring([generate_key()]))
             squatter = await accounts.create_account(store, unique_name("acme"))
             globex = unique_name("globex")
             for name in (f"{globex}_trigger", f"{globex}_trig"):

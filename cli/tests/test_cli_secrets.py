@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from postwire_common import db
 from postwire_common.crypto import Keyring, UndecryptableSecret, generate_key
+from postwire_common.identity import Identity
 from postwire_common.schemas import DkimKey, Recipient, RecipientBatch
 from postwire_delivery.store import DeliveryStore
 from postwire_ingest import accounts
@@ -79,6 +80,7 @@ async def test_rotate_secrets_lets_the_old_key_go(database_url: str, tmp_path: P
         before = await stored_secrets(pool)
         assert dkim.private_pem not in before
         assert APP_KEY not in before
+        assert account["api_key"] not in before
 
         done = postwire(
             {"POSTWIRE_DATABASE_URL": database_url, "POSTWIRE_SECRET_KEYS": f"{new},{old}"},
@@ -88,6 +90,7 @@ async def test_rotate_secrets_lets_the_old_key_go(database_url: str, tmp_path: P
         assert done.returncode == 0, done.stderr
         assert "re-encrypted dkim_private_keys  2" in done.stdout  # ingest's, delivery's
         assert "re-encrypted webhook_app_keys   1" in done.stdout
+        assert "re-encrypted api_keys           1" in done.stdout
 
         after = await stored_secrets(pool)
         assert set(after).isdisjoint(before)
@@ -96,6 +99,8 @@ async def test_rotate_secrets_lets_the_old_key_go(database_url: str, tmp_path: P
                 Keyring([new]).decrypt(value)
         # The new key alone reads everything, and the DKIM key still signs.
         only_new = IngestStore(pool, Keyring([new]))
+        _, api_key = await Identity(pool, Keyring([new])).signing_secret(account["api_user"])
+        assert api_key == account["api_key"]
         pem = await only_new.dkim_private_key(account["account_id"], "shop.example")
         assert_signs_for(pem, dkim.public_b64)
         keys = await DeliveryStore(pool).signing_keys(
@@ -112,7 +117,8 @@ async def stored_secrets(pool: asyncpg.Pool) -> list[str]:
     rows = await pool.fetch(
         "SELECT dkim_private_key AS v FROM ingest.domains "
         "UNION ALL SELECT app_key FROM notifier.webhooks "
-        "UNION ALL SELECT private_key FROM delivery.signing_keys"
+        "UNION ALL SELECT private_key FROM delivery.signing_keys "
+        "UNION ALL SELECT key_sealed FROM ingest.api_users"
     )
     return [r["v"] for r in rows]
 

@@ -61,7 +61,8 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
 
 
 async def _with_store(settings: Settings) -> IngestStore:
-    return IngestStore(await db.create_pool(settings.database_url.get_secret_value(), size=1))
+    pool = await db.create_pool(settings.database_url.get_secret_value(), size=1)
+    return IngestStore(pool, keyring(settings))  # API keys are stored sealed too
 
 
 async def create_account(settings: Settings, name: str) -> dict[str, Any]:
@@ -94,13 +95,15 @@ async def rotate_secrets(settings: Settings) -> dict[str, Any]:
     keys = keyring(settings)
     pool = await db.create_pool(settings.database_url.get_secret_value(), size=1)
     try:
-        dkim = await IngestStore(pool, keys).rewrite_dkim_keys(rotate=True)
+        ingest = IngestStore(pool, keys)
+        dkim = await ingest.rewrite_dkim_keys(rotate=True)
+        api_keys = await ingest.rewrite_api_keys(rotate=True)
         # delivery's copies of the keys, as they came with the mail they sign
         dkim += await DeliveryStore(pool).rewrite_signing_keys(keys, rotate=True)
         app_keys = await NotifierStore(pool, keys).rewrite_app_keys(rotate=True)
     finally:
         await pool.close()
-    return {"dkim_private_keys": dkim, "webhook_app_keys": app_keys}
+    return {"dkim_private_keys": dkim, "webhook_app_keys": app_keys, "api_keys": api_keys}
 
 
 async def recount_stats(

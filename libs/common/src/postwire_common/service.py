@@ -28,6 +28,7 @@ from postwire_common import db
 from postwire_common.broker.factory import SharedVhost, declare_topology, make_broker
 from postwire_common.broker.redrive import Redriver
 from postwire_common.config import Settings, redact
+from postwire_common.http.actions import Action
 
 STARTUP_PATIENCE = 30.0  # seconds to wait for PostgreSQL/RabbitMQ (e.g. pods starting together)
 
@@ -80,6 +81,8 @@ class Service:
     consumes: tuple[str, ...] = ()
     # Routes whose bodies may exceed http.limits.DEFAULT_LIMIT: (method, path) -> bytes.
     body_limits: Mapping[tuple[str, str], int] = MappingProxyType({})
+    # The vendors' RPC actions it answers at POST / (postwire_common.http.actions).
+    actions: Sequence[Action] = ()
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

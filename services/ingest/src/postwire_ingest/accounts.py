@@ -1,4 +1,5 @@
-"""Accounts (tenants) and their API users; keys are shown once and stored hashed.
+"""Accounts (tenants) and their API users; keys are shown once and stored hashed (and
+encrypted, for the vendors' signed requests: ``identity.signing_secret``).
 
 An API user's name is its account's business: two accounts may both have a ``reports``
 user, so creating one never tells a tenant what another tenant has named its users, and
@@ -14,7 +15,6 @@ import re
 from typing import Any
 
 from postwire_common.errors import InvalidValue
-from postwire_common.identity import hash_key
 from postwire_common.ids import new_id, new_secret
 from postwire_ingest.store import ApiUserRow, IngestStore
 
@@ -48,7 +48,7 @@ async def create_account(store: IngestStore, name: str) -> dict[str, Any]:
     account_id = new_id()
     user = ApiUserRow(FIRST_API_USER, login(name, FIRST_API_USER), "trigger")
     api_key = new_secret()
-    await store.create_account(account_id, name, user, hash_key(api_key))
+    await store.create_account(account_id, name, user, api_key)
     return {
         "account": name,
         "account_id": account_id,
@@ -63,7 +63,7 @@ async def create_api_user(
     check_api_user_name(name)
     user = ApiUserRow(name, login(await store.account_name(account_id), name), user_type)
     api_key = new_secret()
-    await store.create_api_user(account_id, user, hash_key(api_key))
+    await store.create_api_user(account_id, user, api_key)
     return {"api_user": user.login, "name": name, "api_key": api_key, "type": user_type}
 
 
@@ -71,5 +71,5 @@ async def regenerate_key(store: IngestStore, account_id: str, name: str) -> dict
     """A new key for the account's user ``name`` (its name or its login)."""
     user = await store.api_user(account_id, name)
     api_key = new_secret()
-    await store.set_api_key(account_id, user.name, hash_key(api_key))
+    await store.set_api_key(account_id, user.name, api_key)
     return {"api_user": user.login, "name": user.name, "api_key": api_key, "type": user.type}

@@ -16,6 +16,7 @@ from postwire_common.broker.outbox import outbox_columns
 from postwire_common.broker.publish import Outgoing
 from postwire_common.content import StoredContent, content_columns, insert_cte
 from postwire_common.errors import AlreadyExists, NotFound
+from postwire_common.identity import hash_key
 from postwire_common.schemas import SuppressionChange
 from postwire_ingest.domain_store import DomainStore
 
@@ -191,7 +192,7 @@ class IngestStore(DomainStore):
     # accounts and API users ------------------------------------------------------------
 
     async def create_account(
-        self, account_id: str, name: str, api_user: ApiUserRow, key_hash: bytes
+        self, account_id: str, name: str, api_user: ApiUserRow, api_key: str
     ) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             try:
@@ -200,7 +201,7 @@ class IngestStore(DomainStore):
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists(f"an account named {name!r} exists") from None
-            await self._insert_api_user(conn, account_id, api_user, key_hash)
+            await self._insert_api_user(conn, account_id, api_user, api_key)
 
     async def account_name(self, account_id: str) -> str:
         value = await self.pool.fetchval(
@@ -214,25 +215,25 @@ class IngestStore(DomainStore):
         value = await self.pool.fetchval("SELECT id FROM ingest.accounts WHERE name = $1", name)
         return str(value) if value is not None else None
 
-    async def create_api_user(self, account_id: str, user: ApiUserRow, key_hash: bytes) -> None:
+    async def create_api_user(self, account_id: str, user: ApiUserRow, api_key: str) -> None:
         async with self.pool.acquire() as conn:
-            await self._insert_api_user(conn, account_id, user, key_hash)
+            await self._insert_api_user(conn, account_id, user, api_key)
 
-    @staticmethod
     async def _insert_api_user(
-        conn: asyncpg.Connection, account_id: str, user: ApiUserRow, key_hash: bytes
+        self, conn: asyncpg.Connection, account_id: str, user: ApiUserRow, api_key: str
     ) -> None:
         # Names are unique per account and logins embed the account's (unique) name, so
         # a conflict is always with a user of the same account: it reveals nothing.
         try:
             await conn.execute(
-                "INSERT INTO ingest.api_users (name, login, account_id, type, key_hash) "
-                "VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO ingest.api_users (name, login, account_id, type, key_hash, "
+                "key_sealed) VALUES ($1, $2, $3, $4, $5, $6)",
                 user.name,
                 user.login,
                 account_id,
                 user.type,
-                key_hash,
+                hash_key(api_key),
+                self._keyring.encrypt(api_key),
             )
         except asyncpg.UniqueViolationError:
             raise AlreadyExists(f"this account has an API user named {user.name!r}") from None
@@ -300,16 +301,39 @@ class IngestStore(DomainStore):
             )
         )
 
-    async def set_api_key(self, account_id: str, name: str, key_hash: bytes) -> None:
+    async def set_api_key(self, account_id: str, name: str, api_key: str) -> None:
         updated = await self.pool.fetchval(
-            f"UPDATE ingest.api_users SET key_hash = $3 WHERE {self._API_USER} "  # noqa: S608
-            "RETURNING name",
+            "UPDATE ingest.api_users SET key_hash = $3, key_sealed = $4 "  # noqa: S608
+            f"WHERE {self._API_USER} RETURNING name",
             account_id,
             name,
-            key_hash,
+            hash_key(api_key),
+            self._keyring.encrypt(api_key),
         )
         if updated is None:
             raise NotFound(f"no API user {name!r}")
+
+    async def rewrite_api_keys(self, *, rotate: bool) -> int:
+        """Re-encrypt the sealed API keys with the first key (``postwire rotate-secrets``);
+        returns how many were rewritten."""
+        rows = await self.pool.fetch(
+            "SELECT login, key_sealed FROM ingest.api_users WHERE key_sealed IS NOT NULL"
+        )
+        changes = self._keyring.rewrites(
+            ((r["login"], r["key_sealed"]) for r in rows), rotate=rotate
+        )
+        if not changes:
+            return 0
+        updated = await self.pool.fetchval(
+            "WITH done AS (UPDATE ingest.api_users a SET key_sealed = u.new "
+            "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(login, old, new) "
+            "WHERE a.login = u.login AND a.key_sealed = u.old RETURNING 1) "
+            "SELECT count(*) FROM done",
+            [login for login, _, _ in changes],
+            [old for _, old, _ in changes],
+            [new for _, _, new in changes],
+        )
+        return int(updated)
 
     # senders -------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from postwire_common import db
+from postwire_common.crypto import Keyring, generate_key
 from postwire_common.errors import AuthorizationFailed
 from postwire_common.identity import Identity, hash_key
 from postwire_common.migrations import MigrationSet, upgrade
@@ -40,7 +41,7 @@ async def test_users_from_before_logins_keep_their_credentials() -> None:
         try:
             principal = await Identity(pool).authenticate("acme_trigger", "old-key")
             assert (principal.tenant_name, principal.api_user) == ("acme", "acme_trigger")
-            store = IngestStore(pool)
+            store = IngestStore(pool, Keyring([generate_key()]))
             # Another account can now have a user of the same name; its login differs.
             globex = await accounts.create_account(store, "globex")
             created = await accounts.create_api_user(

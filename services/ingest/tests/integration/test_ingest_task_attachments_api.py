@@ -17,7 +17,7 @@ import pytest
 
 from postwire_common import db
 from postwire_common.config import Settings
-from postwire_common.crypto import generate_key
+from postwire_common.crypto import Keyring, generate_key
 from postwire_common.http.app import build_app
 from postwire_common.identity import Identity
 from postwire_common.ids import new_id
@@ -37,7 +37,9 @@ class Api:
     client: httpx.AsyncClient
 
     async def tenant(self) -> tuple[str, httpx.BasicAuth]:
-        made = await accounts.create_account(IngestStore(self.pool), unique_name("acct"))
+        made = await accounts.create_account(
+            IngestStore(self.pool, Keyring([generate_key()])), unique_name("acct")
+        )
         return made["account_id"], httpx.BasicAuth(made["api_user"], made["api_key"])
 
     async def task(self, account_id: str, state: str = "scheduled") -> str:

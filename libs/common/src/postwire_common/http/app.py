@@ -20,7 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postwire_common import asyncapi, db
 from postwire_common.config import Settings
-from postwire_common.http import openapi
+from postwire_common.crypto import keyring
+from postwire_common.http import actions, openapi
 from postwire_common.http.client_address import networks
 from postwire_common.http.envelope import envelope_response, install_error_handlers
 from postwire_common.http.hygiene import InputHygieneMiddleware
@@ -34,7 +35,7 @@ def build_app(settings: Settings, services: Sequence[Service]) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         identity_pool = await db.create_pool(settings.database_url.get_secret_value(), size=4)
-        app.state.identity = Identity(identity_pool)
+        app.state.identity = Identity(identity_pool, keyring(settings))
         started: list[Service] = []
         try:
             for service in services:
@@ -96,6 +97,7 @@ def build_app(settings: Settings, services: Sequence[Service]) -> FastAPI:
     for service in services:
         for router in service.routers:
             app.include_router(router)
+    actions.install(app, [a for s in services for a in s.actions])
     return app
 
 
