@@ -50,7 +50,7 @@ from postwire_ingest.template_store import TemplateStore
 from postwire_ingest.templates import TEMPLATE_CONTENT_ROUTES
 from postwire_ingest.tls_policies import TlsPolicies
 from postwire_ingest.tls_policy_store import TlsPolicyStore
-from postwire_ingest.vendors import devino
+from postwire_ingest.vendors import devino, sendcloud
 
 
 class IngestService(Service):
@@ -62,6 +62,7 @@ class IngestService(Service):
             ("POST", "/v1/tasks"): MAX_TASK_REQUEST_BYTES,
             ("POST", "/v1/tasks/{task_id}/attachments"): MAX_TASK_ATTACHMENT_REQUEST_BYTES,
             **dict.fromkeys(TEMPLATE_CONTENT_ROUTES, MAX_TEMPLATE_REQUEST_BYTES),
+            **dict.fromkeys(sendcloud.ROUTES, MAX_REQUEST_BYTES),
         }
     )
 
@@ -104,7 +105,7 @@ class IngestService(Service):
         self.tasks = TaskRunner(
             context.tasks, templates, sender, self.store, context.task_attachments.for_task
         )
-        self._routers = [*routers(context), devino.router(context)]
+        self._routers = [*routers(context), devino.router(context), sendcloud.router(context)]
         handlers.register(self.broker, self.store, context.tasks)
         self.retention = Retention(
             self.pool, [History("ingest.idempotency_keys", settings.idempotency_retention)]
