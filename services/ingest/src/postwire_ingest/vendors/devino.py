@@ -335,9 +335,11 @@ async def create_task(ctx: IngestContext, body: Task, principal: Principal) -> d
         raise
 
 
-async def shown_task(ctx: IngestContext, account_id: str, task: Mapping[str, Any]) -> Response:
+async def shown_task(
+    ctx: IngestContext, account_id: str, task: Mapping[str, Any], status: int = 200
+) -> Response:
     template = await ctx.templates.get(account_id, task["template_id"], task["template_version"])
-    return ok(task_result(task, task["subject"] or template.subject))
+    return ok(task_result(task, task["subject"] or template.subject), status=status)
 
 
 def router(ctx: IngestContext) -> APIRouter:
@@ -364,7 +366,7 @@ def router(ctx: IngestContext) -> APIRouter:
     async def create(request: Request, principal: CurrentPrincipal) -> Response:
         body = parse_model(Task, await read_body(request, MAX_TYPED_TASK_BYTES))
         task = await create_task(ctx, body, principal)
-        return await shown_task(ctx, principal.tenant_id, task)
+        return await shown_task(ctx, principal.tenant_id, task, status=201)
 
     @api.get(f"{PREFIX}/Tasks/{{TaskId}}", summary="Devino: a mailing, its state and counts")
     async def show(task_id: TaskId, principal: CurrentPrincipal) -> Response:
