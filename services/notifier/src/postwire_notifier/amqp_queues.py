@@ -58,6 +58,9 @@ from postwire_notifier.queue_topology import (
 
 __all__ = ["AmqpQueues", "Enqueue"]
 
+# How often a long poll looks again; a message waits at most this long for its receiver.
+LONG_POLL_INTERVAL = 0.2
+
 
 @dataclass(frozen=True, slots=True)
 class Enqueue:
@@ -142,11 +145,18 @@ class AmqpQueues:
     # receive and delete, counts, retention (their modules) ---------------------------
 
     async def receive(
-        self, tenant_id: str, queue: str, limit: int, visibility: int
+        self, tenant_id: str, queue: str, limit: int, visibility: int, wait: float = 0
     ) -> list[dict[str, Any]]:
-        return await queue_receipts.receive(
-            self.pool, self._channel, tenant_id, queue, limit, visibility
-        )
+        """Up to ``limit`` messages, long-polling up to ``wait`` seconds for the first
+        (every HTTP surface receives through here: /v1 and MNS's)."""
+        deadline = time.monotonic() + wait
+        while True:
+            found = await queue_receipts.receive(
+                self.pool, self._channel, tenant_id, queue, limit, visibility
+            )
+            if found or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(min(LONG_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
 
     async def delete(self, tenant_id: str, queue: str, receipt: str) -> None:
         await queue_receipts.delete(self.pool, tenant_id, queue, receipt)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -34,9 +32,6 @@ from postwire_notifier.resources import (
     check_rule_endpoints,
     parse_endpoint,
 )
-
-# How often a long poll looks again; a message waits at most this long for its receiver.
-LONG_POLL_INTERVAL = 0.2
 
 
 class CreateTopic(RequestModel):
@@ -191,14 +186,9 @@ def queues_router(store: ResourceStore, messages: AmqpQueues, users: BrokerUsers
     @api.post("/{name}/receive", summary="Receive up to 16 messages, long-polling")
     async def receive(name: str, body: Receive, principal: CurrentPrincipal) -> Response:
         queue = await store.queue(principal.tenant_id, name)
-        deadline = time.monotonic() + body.wait_seconds
-        while True:
-            found = await messages.receive(
-                principal.tenant_id, name, body.max, queue["visibility_timeout"]
-            )
-            if found or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(min(LONG_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+        found = await messages.receive(
+            principal.tenant_id, name, body.max, queue["visibility_timeout"], body.wait_seconds
+        )
         return ok(found)
 
     @api.delete("/{name}/messages/{receipt_handle}", summary="Acknowledge a received message")
