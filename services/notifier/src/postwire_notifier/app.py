@@ -38,6 +38,7 @@ from postwire_notifier.notifications import RuleFanout
 from postwire_notifier.pushes import Pusher, webhook_lane
 from postwire_notifier.resource_store import ResourceStore
 from postwire_notifier.store import NotifierStore, Push
+from postwire_notifier.vendors import mns
 
 log = logging.getLogger("postwire.notifier")
 
@@ -91,6 +92,7 @@ class NotifierService(Service):
             credentials_api.router(self.resources, self.broker_users),
             resources_api.rules_router(self.resources),
             history_api.router(self.store),
+            mns.router(self.resources, self.queues),  # Aliyun MNS's queue API
         ]
 
     @property
