@@ -285,6 +285,45 @@ class TemplateStore:
             )
         return template
 
+    # -- integer numbers (Tencent SES's TemplateID; migration 0017) --------------------------
+
+    async def id_of_number(self, account_id: str, number: int) -> str:
+        """The id of the template numbered ``number`` that the account sees."""
+        found = await self.pool.fetchval(
+            "SELECT id FROM ingest.templates WHERE number = $1 "
+            "AND (account_id = $2 OR account_id IS NULL)",
+            number,
+            account_id,
+        )
+        if found is None:
+            raise NotFound(f"no template {number}")
+        return str(found)
+
+    async def number_of(self, template_id: str) -> int:
+        return int(await self.pool.fetchval(
+            "SELECT number FROM ingest.templates WHERE id = $1", template_id
+        ))  # fmt: skip
+
+    async def numbered_page(
+        self, account_id: str, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the templates the account sees by number, and how many there are."""
+        rows = await self.pool.fetch(
+            "SELECT id, number, name, status, reject_reason, created_at, "
+            "count(*) OVER () AS total FROM ingest.templates "
+            "WHERE account_id = $1 OR account_id IS NULL ORDER BY number OFFSET $2 LIMIT $3",
+            account_id,
+            offset,
+            limit,
+        )
+        if rows:
+            return [dict(r) for r in rows], int(rows[0]["total"])
+        total = await self.pool.fetchval(
+            "SELECT count(*) FROM ingest.templates WHERE account_id = $1 OR account_id IS NULL",
+            account_id,
+        )
+        return [], int(total)
+
     # -- steps ----------------------------------------------------------------------------
 
     @staticmethod
