@@ -38,6 +38,7 @@ from postwire_ingest.limits import (
     MAX_TASK_REQUEST_BYTES,
     MAX_TEMPLATE_REQUEST_BYTES,
 )
+from postwire_ingest.receiver_store import ReceiverStore
 from postwire_ingest.sending import Sender
 from postwire_ingest.store import OUTBOX_TABLE, IngestStore
 from postwire_ingest.submission import server as submission
@@ -50,7 +51,7 @@ from postwire_ingest.template_store import TemplateStore
 from postwire_ingest.templates import TEMPLATE_CONTENT_ROUTES
 from postwire_ingest.tls_policies import TlsPolicies
 from postwire_ingest.tls_policy_store import TlsPolicyStore
-from postwire_ingest.vendors import devino, sendcloud
+from postwire_ingest.vendors import aliyun, devino, sendcloud
 
 
 class IngestService(Service):
@@ -63,6 +64,7 @@ class IngestService(Service):
             ("POST", "/v1/tasks/{task_id}/attachments"): MAX_TASK_ATTACHMENT_REQUEST_BYTES,
             **dict.fromkeys(TEMPLATE_CONTENT_ROUTES, MAX_TEMPLATE_REQUEST_BYTES),
             **dict.fromkeys(sendcloud.ROUTES, MAX_REQUEST_BYTES),
+            ("POST", ""): MAX_REQUEST_BYTES,  # the vendors' RPC actions, sending among them
         }
     )
 
@@ -106,6 +108,7 @@ class IngestService(Service):
             context.tasks, templates, sender, self.store, context.task_attachments.for_task
         )
         self._routers = [*routers(context), devino.router(context), sendcloud.router(context)]
+        self.actions = aliyun.actions(context, ReceiverStore(self.pool))
         handlers.register(self.broker, self.store, context.tasks)
         self.retention = Retention(
             self.pool, [History("ingest.idempotency_keys", settings.idempotency_retention)]
