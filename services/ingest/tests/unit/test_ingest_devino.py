@@ -14,7 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from postwire_common.errors import EmptyValue, NotAvailable
 from postwire_common.http.body import parse_model
 from postwire_ingest.templates import render
-from postwire_ingest.vendors.devino import Message, Task, devino_text, message_command, task_result
+from postwire_ingest.vendors.devino import (
+    DevinoMessage,
+    DevinoTask,
+    devino_text,
+    message_command,
+    task_result,
+)
 
 
 def message(**fields: Any) -> dict[str, Any]:
@@ -27,9 +33,9 @@ def message(**fields: Any) -> dict[str, Any]:
     }
 
 
-def parsed(body: dict[str, Any]) -> tuple[Message, bytes]:
+def parsed(body: dict[str, Any]) -> tuple[DevinoMessage, bytes]:
     raw = json.dumps(body).encode()
-    return parse_model(Message, raw), raw
+    return parse_model(DevinoMessage, raw), raw
 
 
 def test_a_message_becomes_the_native_send_command() -> None:
@@ -86,12 +92,12 @@ def test_task_fields_postwire_lacks_are_refused_and_unknown_ones_are_invalid() -
         "Recipients": [{"Address": "a@example.org"}],
     }
     with pytest.raises(NotAvailable, match=r"^ContactGroups"):
-        parse_model(Task, json.dumps({**task, "ContactGroups": [1]}).encode())
+        parse_model(DevinoTask, json.dumps({**task, "ContactGroups": [1]}).encode())
     with pytest.raises(RequestValidationError) as unknown:
-        parse_model(Task, json.dumps({**task, "Colour": "red"}).encode())
+        parse_model(DevinoTask, json.dumps({**task, "Colour": "red"}).encode())
     assert unknown.value.errors()[0]["loc"] == ("body", "Colour")
     with pytest.raises(RequestValidationError) as lower:  # Devino's names only
-        parse_model(Task, json.dumps({**task, "name": "n"}).encode())
+        parse_model(DevinoTask, json.dumps({**task, "name": "n"}).encode())
     assert lower.value.errors()[0]["loc"] == ("body", "name")
 
 

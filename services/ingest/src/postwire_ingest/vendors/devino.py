@@ -44,7 +44,7 @@ from postwire_common.identity import Principal
 from postwire_common.ids import checked_id
 from postwire_common.instants import Instant
 from postwire_ingest.api.context import IngestContext
-from postwire_ingest.api.task_attachments import read_form
+from postwire_ingest.api.task_attachments import UPLOAD_BODY, read_form
 from postwire_ingest.api.tasks import MAX_TYPED_TASK_BYTES, CreateTask, typed_in
 from postwire_ingest.compose import Attachment, Content, decode_attachment
 from postwire_ingest.limits import (
@@ -81,7 +81,7 @@ class DevinoModel(RequestModel):
         return data
 
 
-class Mailbox(DevinoModel):
+class DevinoMailbox(DevinoModel):
     address: str = Field(alias="Address", max_length=320, description="Email address.")
     name: str | None = Field(None, alias="Name", max_length=150, description="Display name.")
 
@@ -89,7 +89,7 @@ class Mailbox(DevinoModel):
         return formataddr((self.name, self.address)) if self.name else self.address
 
 
-class Recipient(Mailbox):
+class DevinoRecipient(DevinoMailbox):
     unavailable: ClassVar[Mapping[str, str]] = {
         "ExtraData": "events carry env_id; keep your own data by env_id (webhooks push it)",
     }
@@ -98,29 +98,31 @@ class Recipient(Mailbox):
     )
 
 
-class Body(DevinoModel):
+class DevinoBody(DevinoModel):
     html: str | None = Field(None, alias="Html", max_length=10_000_000)
     plain_text: str | None = Field(None, alias="PlainText", max_length=10_000_000)
 
 
-class AttachmentIn(DevinoModel):
+class DevinoAttachment(DevinoModel):
     name: str = Field(alias="Name", max_length=255, description="File name.")
     content: str = Field(alias="Content", description="Base64 of the file.")
     content_type: str | None = Field(None, alias="ContentType", description="MIME type.")
 
 
-class Message(DevinoModel):
+class DevinoMessage(DevinoModel):
     """``POST /Messages``: one message per recipient, sent now."""
 
     unavailable: ClassVar[Mapping[str, str]] = {
         "AttachmentsIds": "there is no file store; send the files as Attachments "
         "[{Name, Content (base64), ContentType}]",
     }
-    sender: Mailbox = Field(alias="Sender", description="A sender address of yours.")
-    recipients: list[Recipient] = Field(alias="Recipients", min_length=1, max_length=MAX_RECIPIENTS)
+    sender: DevinoMailbox = Field(alias="Sender", description="A sender address of yours.")
+    recipients: list[DevinoRecipient] = Field(
+        alias="Recipients", min_length=1, max_length=MAX_RECIPIENTS
+    )
     subject: str = Field(alias="Subject", max_length=998)
-    body: Body = Field(alias="Body")
-    attachments: list[AttachmentIn] = Field(
+    body: DevinoBody = Field(alias="Body")
+    attachments: list[DevinoAttachment] = Field(
         default_factory=list, alias="Attachments", max_length=MAX_ATTACHMENTS
     )
     check_unsubscription: bool = Field(
@@ -130,7 +132,7 @@ class Message(DevinoModel):
     )
 
 
-class Task(DevinoModel):
+class DevinoTask(DevinoModel):
     """``POST /Tasks``: a mailing to typed-in recipients, now or at StartDateTime."""
 
     unavailable: ClassVar[Mapping[str, str]] = {
@@ -142,19 +144,19 @@ class Task(DevinoModel):
         "UnsubscribeCategoryId": "unsubscribes are per account (suppressions)",
     }
     name: str = Field(alias="Name", min_length=1, max_length=64)
-    sender: Mailbox = Field(alias="Sender")
+    sender: DevinoMailbox = Field(alias="Sender")
     subject: str | None = Field(None, alias="Subject", min_length=1, max_length=256)
-    body: Body | None = Field(None, alias="Body")
+    body: DevinoBody | None = Field(None, alias="Body")
     template_id: str | None = Field(
         None, alias="TemplateId", max_length=64, description="postwire: instead of Body."
     )
-    recipients: list[Recipient] = Field(
+    recipients: list[DevinoRecipient] = Field(
         alias="Recipients", min_length=1, max_length=MAX_TYPED_RECIPIENTS
     )
     start_date_time: Instant | None = Field(None, alias="StartDateTime")
 
 
-class TaskState(DevinoModel):
+class DevinoTaskState(DevinoModel):
     state: str = Field(alias="State", max_length=32, description="Only Cancelled.")
 
 
@@ -234,7 +236,7 @@ def attachment_result(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def message_command(body: Message, raw: bytes) -> SendCommand:
+def message_command(body: DevinoMessage, raw: bytes) -> SendCommand:
     """``POST /Messages`` as the send command ``POST /v1/messages`` makes. MergeFields
     fill {{macros}} of the inline Subject and Body, as a template's parameters."""
     if not body.check_unsubscription:
@@ -272,6 +274,16 @@ def message_command(body: Message, raw: bytes) -> SendCommand:
 # --- routes ----------------------------------------------------------------------------
 
 
+def body_doc(
+    model: type[DevinoModel], *, multipart: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A route's body for the OpenAPI document (the routes read bodies themselves)."""
+    content = {"application/json": {"schema": model.model_json_schema()}}
+    if multipart is not None:
+        content["multipart/form-data"] = multipart
+    return {"requestBody": {"required": True, "content": content}}
+
+
 class DevinoRoute(ApiRoute):
     """ApiRoute whose domain errors speak of Devino's field names."""
 
@@ -288,7 +300,7 @@ class DevinoRoute(ApiRoute):
         return translated
 
 
-async def create_task(ctx: IngestContext, body: Task, principal: Principal) -> dict[str, Any]:
+async def create_task(ctx: IngestContext, body: DevinoTask, principal: Principal) -> dict[str, Any]:
     """A Devino task through ``typed_in``. Inline Subject and Body become a template of
     the account (removed again if the task is refused), since a task sends a template."""
     made = None
@@ -345,10 +357,14 @@ async def shown_task(
 def router(ctx: IngestContext) -> APIRouter:
     api = APIRouter(tags=["devino"], route_class=DevinoRoute)
 
-    @api.post(f"{PREFIX}/Messages", summary="Devino: send a transactional message")
+    @api.post(
+        f"{PREFIX}/Messages",
+        summary="Devino: send a transactional message",
+        openapi_extra=body_doc(DevinoMessage),
+    )
     async def send(request: Request, principal: CurrentPrincipal) -> Response:
         raw = await read_body(request, MAX_REQUEST_BYTES)
-        command = message_command(parse_model(Message, raw), raw)
+        command = message_command(parse_model(DevinoMessage, raw), raw)
         sent = await ctx.sender.send(principal, command)
         return ok(
             [
@@ -362,9 +378,16 @@ def router(ctx: IngestContext) -> APIRouter:
             ]
         )
 
-    @api.post(f"{PREFIX}/Tasks", status_code=201, summary="Devino: create a mailing (task)")
+    @api.post(
+        f"{PREFIX}/Tasks",
+        status_code=201,
+        summary="Devino: create a mailing (task)",
+        # TemplateId: another account's or a missing template (404), of the other type (403)
+        responses={403: {}, 404: {}},
+        openapi_extra=body_doc(DevinoTask),
+    )
     async def create(request: Request, principal: CurrentPrincipal) -> Response:
-        body = parse_model(Task, await read_body(request, MAX_TYPED_TASK_BYTES))
+        body = parse_model(DevinoTask, await read_body(request, MAX_TYPED_TASK_BYTES))
         task = await create_task(ctx, body, principal)
         return await shown_task(ctx, principal.tenant_id, task, status=201)
 
@@ -386,7 +409,7 @@ def router(ctx: IngestContext) -> APIRouter:
     )
     async def set_state(task_id: TaskId, request: Request, principal: CurrentPrincipal) -> Response:
         task_id = checked_id(task_id, "TaskId")
-        body = parse_model(TaskState, await read_body(request, 4096))
+        body = parse_model(DevinoTaskState, await read_body(request, 4096))
         if body.state.lower() != "cancelled":
             await ctx.tasks.get(principal.tenant_id, task_id)  # not_found before the rest
             raise NotAvailable(
@@ -402,7 +425,13 @@ def router(ctx: IngestContext) -> APIRouter:
         return ok([attachment_result(r) for r in rows])
 
     @api.post(
-        f"{PREFIX}/Tasks/{{TaskId}}/Attachments", status_code=201, summary="Devino: attach a file"
+        f"{PREFIX}/Tasks/{{TaskId}}/Attachments",
+        status_code=201,
+        summary="Devino: attach a file",
+        openapi_extra=body_doc(
+            DevinoAttachment,
+            multipart=UPLOAD_BODY["requestBody"]["content"]["multipart/form-data"],
+        ),
     )
     async def attach(task_id: TaskId, request: Request, principal: CurrentPrincipal) -> Response:
         task_id = checked_id(task_id, "TaskId")
@@ -472,7 +501,7 @@ async def read_attachment(request: Request) -> Attachment:
         attachment = await read_form(request)
     else:
         body = parse_model(
-            AttachmentIn, await read_body(request, MAX_TASK_ATTACHMENT_REQUEST_BYTES)
+            DevinoAttachment, await read_body(request, MAX_TASK_ATTACHMENT_REQUEST_BYTES)
         )
         attachment = decode_attachment(body.name, body.content, body.content_type)
     if not attachment.data:
