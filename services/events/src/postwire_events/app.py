@@ -37,6 +37,7 @@ from postwire_events.task_count_store import TaskCountStore
 from postwire_events.task_counts import TaskCountsFlusher
 from postwire_events.tracking_api import Links
 from postwire_events.tracking_hits import TrackingHits
+from postwire_events.vendors import aliyun
 
 
 class EventsService(Service):
@@ -58,6 +59,7 @@ class EventsService(Service):
         suppressions = SuppressionStore(self.pool, announced=self.relay.wake)
         self._routers = [api.router(self.store), suppressions_api.router(suppressions)]
         self._routers += [stats_api.router(self.pool), events_api.router(self.store)]
+        self.actions = aliyun.actions(self.pool, self.store)
         # Tracking URLs (tracking_api.py): their hits become events through the outbox.
         signer = tokens.TokenSigner(keyring(settings).derived(tokens.PURPOSE))
         hits = TrackingHits(
