@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 import uvloop
@@ -44,6 +45,15 @@ def process_count(names: Sequence[str], settings: Settings) -> int:
     if set(names) == set(SERVICES):
         return max(1, min(os.cpu_count() or 1, MAX_AUTO_PROCESSES))
     return 1
+
+
+def check_tls(settings: Settings) -> None:
+    """HTTPS needs both files; refuse to start rather than serve plain HTTP by surprise."""
+    if bool(settings.http_tls_cert) != bool(settings.http_tls_key):
+        raise StartupError("set both POSTWIRE_HTTP_TLS_CERT and POSTWIRE_HTTP_TLS_KEY, or neither")
+    for path in (settings.http_tls_cert, settings.http_tls_key):
+        if path is not None and not Path(path).is_file():
+            raise StartupError(f"{path} (POSTWIRE_HTTP_TLS_*) is not a readable file")
 
 
 def listening_socket(host: str, port: int, *, shared: bool) -> socket.socket:
@@ -73,11 +83,17 @@ async def serve(names: Sequence[str], settings: Settings, *, shared_port: bool) 
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=30,
+        ssl_certfile=settings.http_tls_cert,
+        ssl_keyfile=settings.http_tls_key,
     )
     server = uvicorn.Server(config)
     log.info(
         "starting",
-        extra={"services": list(names), "http": f"{settings.http_host}:{settings.http_port}"},
+        extra={
+            "services": list(names),
+            "http": f"{settings.http_host}:{settings.http_port}",
+            "tls": settings.http_tls_cert is not None,
+        },
     )
     sock = listening_socket(settings.http_host, settings.http_port, shared=shared_port)
     await server.serve(sockets=[sock])
@@ -92,6 +108,7 @@ def run(names: Sequence[str], settings: Settings) -> int:
     # previous handler; a no-op one lets the process exit 0 after a clean shutdown.
     signal.signal(signal.SIGTERM, lambda *_: None)
     try:
+        check_tls(settings)
         started = uvloop.run(serve(names, settings, shared_port=WORKER_ENV in os.environ))
     except StartupError as exc:
         print(f"postwire: {exc}", file=sys.stderr)

@@ -101,6 +101,15 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Listen address of the HTTP API and the inbound MX."
     )
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP listen port.")
+    http_tls_cert: str | None = Field(
+        None,
+        description="PEM certificate file (chain) to serve the HTTP API over HTTPS, e.g. for "
+        "vendor SDKs pointed at https://mail.example.internal; unset: plain HTTP (TLS at the "
+        "gateway).",
+    )
+    http_tls_key: str | None = Field(
+        None, description="PEM private key file of POSTWIRE_HTTP_TLS_CERT."
+    )
     public_url: str = Field(
         "http://127.0.0.1:8080", description="Base URL of tracking and unsubscribe links."
     )
@@ -286,7 +295,9 @@ class Settings(BaseSettings):
     def _schedule(cls, value: Any) -> list[float]:
         return parse_schedule(value)
 
-    @field_validator("admin_token", "secret_keys", "smtp_tls_key", mode="before")
+    @field_validator(
+        "admin_token", "secret_keys", "smtp_tls_key", "http_tls_cert", "http_tls_key", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value

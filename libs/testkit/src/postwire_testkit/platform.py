@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -18,9 +19,22 @@ from postwire_testkit.smtp import free_port
 class PlatformProcess:
     """One postwire process (some or all services) with its own HTTP port and log file."""
 
-    def __init__(self, services: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        services: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        ca_file: Path | None = None,
+    ) -> None:
         self.services = services
         self.port = free_port()
+        # HTTPS when the env names a certificate; ``ca_file`` is what verifies it.
+        self.scheme = "https" if env.get("POSTWIRE_HTTP_TLS_CERT") else "http"
+        self.ca_file = ca_file
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        )
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("POSTWIRE_")}
         self.env = {
             **inherited,
@@ -29,7 +43,9 @@ class PlatformProcess:
             "POSTWIRE_HTTP_PORT": str(self.port),
             # Tracking links in delivered mail lead back to this process (unless a test
             # sets its own).
-            "POSTWIRE_PUBLIC_URL": env.get("POSTWIRE_PUBLIC_URL", f"http://127.0.0.1:{self.port}"),
+            "POSTWIRE_PUBLIC_URL": env.get(
+                "POSTWIRE_PUBLIC_URL", f"{self.scheme}://127.0.0.1:{self.port}"
+            ),
         }
         self.log_dir = log_dir
         self.log_path = log_dir / f"postwire-{'-'.join(services)}-{self.port}.log"
@@ -56,7 +72,7 @@ class PlatformProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> PlatformProcess:
         log = self.log_path.open("ab")
@@ -76,7 +92,8 @@ class PlatformProcess:
             if self._proc is not None and self._proc.poll() is not None:
                 raise RuntimeError(f"postwire {self.services} exited:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                ready = httpx.get(f"{self.url}/readyz", timeout=2, verify=self.verify)
+                if ready.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
