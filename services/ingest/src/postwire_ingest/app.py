@@ -51,7 +51,7 @@ from postwire_ingest.template_store import TemplateStore
 from postwire_ingest.templates import TEMPLATE_CONTENT_ROUTES
 from postwire_ingest.tls_policies import TlsPolicies
 from postwire_ingest.tls_policy_store import TlsPolicyStore
-from postwire_ingest.vendors import aliyun, devino, sendcloud
+from postwire_ingest.vendors import aliyun, devino, sendcloud, tencent
 
 
 class IngestService(Service):
@@ -108,7 +108,10 @@ class IngestService(Service):
             context.tasks, templates, sender, self.store, context.task_attachments.for_task
         )
         self._routers = [*routers(context), devino.router(context), sendcloud.router(context)]
-        self.actions = aliyun.actions(context, ReceiverStore(self.pool))
+        self.actions = [
+            *aliyun.actions(context, ReceiverStore(self.pool)),
+            *tencent.actions(context),
+        ]
         handlers.register(self.broker, self.store, context.tasks)
         self.retention = Retention(
             self.pool, [History("ingest.idempotency_keys", settings.idempotency_retention)]
