@@ -37,7 +37,7 @@ from postwire_events.task_count_store import TaskCountStore
 from postwire_events.task_counts import TaskCountsFlusher
 from postwire_events.tracking_api import Links
 from postwire_events.tracking_hits import TrackingHits
-from postwire_events.vendors import aliyun
+from postwire_events.vendors import aliyun, tencent
 
 
 class EventsService(Service):
@@ -59,7 +59,10 @@ class EventsService(Service):
         suppressions = SuppressionStore(self.pool, announced=self.relay.wake)
         self._routers = [api.router(self.store), suppressions_api.router(suppressions)]
         self._routers += [stats_api.router(self.pool), events_api.router(self.store)]
-        self.actions = aliyun.actions(self.pool, self.store)
+        self.actions = [
+            *aliyun.actions(self.pool, self.store),
+            *tencent.actions(self.store, self.pool),
+        ]
         # Tracking URLs (tracking_api.py): their hits become events through the outbox.
         signer = tokens.TokenSigner(keyring(settings).derived(tokens.PURPOSE))
         hits = TrackingHits(
