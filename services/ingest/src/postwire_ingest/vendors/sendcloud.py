@@ -21,62 +21,16 @@ the stored template into ``{{name}}`` (``%name%`` -> ``name``), so a template wr
 with ``{{name}}`` or with ``%name%`` is filled. As everywhere in postwire, values are
 HTML-escaped in the HTML body (SendCloud inserts them raw).
 
-Codes (SendCloud v2 "API 返回码"; the nearest one where postwire's reason differs):
-
-    =====  ===============================  ============================================
-    code   SendCloud's text                 when
-    =====  ===============================  ============================================
-    40005  认证失败                         apiUser/apiKey missing or wrong
-    40015  标签ID格式错误                   labelId/labelName not a valid label
-    40201  模版调用名称invokeName不能为空   sendtemplate without templateInvokeName
-    40801  发信人地址from不能为空           from missing
-    40802  发信人地址from格式错误           from bad, not a sender of the account, or its
-                                            domain not verified
-    40804  发信人名称fromName格式错误       fromName bad
-    40805  收件人地址不能为空               no recipient
-    40806  收件人地址数组中, 存在非法地址   a bad address in to
-    40807  收件人地址的数目不能超过100      more than 100 recipients in all
-    40808  邮件主题subject不能为空          subject missing (mail/send)
-    40809  邮件主题subject格式错误          subject too long or with control characters
-    40811  回复地址replyto格式错误          a bad replyTo address
-    40812  xsmtpapi不能为空                 sendtemplate with neither xsmtpapi nor to
-    40813  xsmtpapi格式错误                 not a JSON object, or unsupported keys
-    40815  xsmtpapi必须含有to字段           xsmtpapi without to (mail/send)
-    40816  xsmtpapi中to字段的解析值不能为空 xsmtpapi to empty
-    40817  xsmtpapi解析错误                 sub values not one per to; a template
-                                            parameter without a value
-    40819  附件大小不能超过10485760字节     the message passes 10 MB
-    40820  此用户没有使用地址列表的权限     useAddressList=true (no address lists)
-    40823  邮件模板不存在                   no template of that name
-    40824  模板未通过审核                   template waiting for or refused approval
-    40825  邮件模板和API_USER类型不匹配     trigger template, batch API user or reverse
-    40827  xsmtpapi中to数组长度不能超过100  more than 100 xsmtpapi recipients
-    40853  cc地址格式错误                   a bad address in cc
-    40856  bcc地址格式错误                  a bad address in bcc
-    40859  respEmailId格式错误              respEmailId not true/false
-    40867  处理附件发生异常                 a bad attachment, more than 100 of them
-    40869  headers格式错误                  not a JSON object of strings, a header
-                                            postwire sets itself, or twice the same
-    40870  html和plain不能同时为空          no body
-    40879  回复地址replyto个数不能超过3个   more than 3 replyTo addresses
-    40880  xsmtpapi中to字段含有非法邮箱格式 a bad address in xsmtpapi to
-    40901  邮件发送失败                     refused by an account limit (labels, ...)
-    40904  额度检查失败                     rate limit
-    501    服务器异常                       anything else
-    6001   你没有权限访问                   contentSummary, gzipCompress, cc/bcc on
-                                            sendtemplate: features postwire lacks
-    =====  ===============================  ============================================
+The codes and when each is answered: ``sendcloud_codes``; xsmtpapi and variables:
+``sendcloud_variables``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -94,103 +48,52 @@ from postwire_ingest.compose import (
     decode_attachment,
     mailbox_value,
 )
-from postwire_ingest.limits import MAX_ATTACHMENTS, MAX_RECIPIENTS, MAX_REQUEST_BYTES
+from postwire_ingest.limits import MAX_ATTACHMENTS, MAX_REQUEST_BYTES
 from postwire_ingest.sending import SendCommand, check_label, unique_recipients
 from postwire_ingest.template_store import TemplateQuery
 from postwire_ingest.templates import Rendered, Template, check_type
+from postwire_ingest.vendors.sendcloud_codes import (
+    ATTACHMENT_BAD,
+    AUTH,
+    BCC_BAD,
+    BODY_EMPTY,
+    CC_BAD,
+    FROM_BAD,
+    FROM_EMPTY,
+    FROM_NAME_BAD,
+    HEADERS_BAD,
+    INVOKE_NAME_EMPTY,
+    LABEL_BAD,
+    NO_ADDRESS_LIST,
+    NOT_SUPPORTED,
+    REPLY_TO_BAD,
+    REPLY_TO_MANY,
+    RESP_EMAIL_ID_BAD,
+    SUBJECT_EMPTY,
+    TEMPLATE_MISSING,
+    TEMPLATE_TYPE,
+    TEMPLATE_UNAPPROVED,
+    TO_BAD,
+    TO_EMPTY,
+    TO_MANY,
+    XSMTPAPI_EMPTY,
+    XSMTPAPI_TO_BAD,
+    Code,
+    Refused,
+    refusing,
+    translate,
+)
+from postwire_ingest.vendors.sendcloud_variables import (
+    BRACE,
+    XSmtpApi,
+    parse_xsmtpapi,
+    recipient_values,
+    template_with_keys,
+    transient_template,
+)
 
 PREFIX = "/apiv2/mail"
 ROUTES = (("POST", f"{PREFIX}/send"), ("POST", f"{PREFIX}/sendtemplate"))
-
-
-class Refused(Exception):
-    """A SendCloud error answer: its code and text, and what postwire found wrong."""
-
-    def __init__(self, code: Code, detail: str) -> None:
-        super().__init__(code.status, detail)
-        self.code = code
-        self.detail = detail
-
-    def body(self) -> dict[str, Any]:
-        text = self.code.text
-        message = f"{text} ({self.detail})" if self.detail and self.code is not AUTH else text
-        return {"result": False, "statusCode": self.code.status, "message": message, "info": {}}
-
-
-@dataclass(frozen=True)
-class Code:
-    status: int
-    text: str
-
-    def __call__(self, detail: str = "") -> Refused:
-        return Refused(self, detail)
-
-
-AUTH = Code(40005, "认证失败")
-LABEL_BAD = Code(40015, "标签ID格式错误")
-INVOKE_NAME_EMPTY = Code(40201, "模版调用名称invokeName不能为空")
-FROM_EMPTY = Code(40801, "发信人地址from不能为空")
-FROM_BAD = Code(40802, "发信人地址from格式错误")
-FROM_NAME_BAD = Code(40804, "发信人名称fromName格式错误")
-TO_EMPTY = Code(40805, "收件人地址不能为空")
-TO_BAD = Code(40806, "收件人地址数组中, 存在非法地址")
-TO_MANY = Code(40807, "收件人地址的数目不能超过100")
-SUBJECT_EMPTY = Code(40808, "邮件主题subject不能为空")
-SUBJECT_BAD = Code(40809, "邮件主题subject格式错误")
-REPLY_TO_BAD = Code(40811, "回复地址replyto格式错误")
-XSMTPAPI_EMPTY = Code(40812, "xsmtpapi不能为空")
-XSMTPAPI_BAD = Code(40813, "xsmtpapi格式错误")
-XSMTPAPI_NO_TO = Code(40815, "xsmtpapi必须含有to字段")
-XSMTPAPI_TO_EMPTY = Code(40816, "xsmtpapi中to字段的解析值不能为空")
-XSMTPAPI_PARSE = Code(40817, "xsmtpapi解析错误")
-TOO_LARGE = Code(40819, "附件大小不能超过10485760字节")
-NO_ADDRESS_LIST = Code(40820, "此用户没有使用地址列表的权限")
-TEMPLATE_MISSING = Code(40823, "邮件模板不存在")
-TEMPLATE_UNAPPROVED = Code(40824, "模板未通过审核")
-TEMPLATE_TYPE = Code(40825, "邮件模板和API_USER类型不匹配")
-XSMTPAPI_TO_MANY = Code(40827, "xsmtpapi中to数组长度不能超过100")
-CC_BAD = Code(40853, "cc地址格式错误")
-BCC_BAD = Code(40856, "bcc地址格式错误")
-RESP_EMAIL_ID_BAD = Code(40859, "respEmailId格式错误")
-ATTACHMENT_BAD = Code(40867, "处理附件发生异常")
-HEADERS_BAD = Code(40869, "headers格式错误")
-BODY_EMPTY = Code(40870, "html和plain不能同时为空")
-REPLY_TO_MANY = Code(40879, "回复地址replyto个数不能超过3个")
-XSMTPAPI_TO_BAD = Code(40880, "xsmtpapi中to字段含有非法邮箱格式")
-SEND_FAILED = Code(40901, "邮件发送失败")
-QUOTA = Code(40904, "额度检查失败")
-SERVER = Code(501, "服务器异常")
-NOT_SUPPORTED = Code(6001, "你没有权限访问")
-
-# What send() can still refuse once every field was checked on its own.
-_AFTER_CHECKS: dict[type[errors.PostwireError], Code] = {
-    errors.AuthorizationFailed: AUTH,
-    errors.InvalidEmail: TO_BAD,
-    errors.EmptyValue: BODY_EMPTY,
-    errors.MissingMacros: XSMTPAPI_PARSE,
-    errors.SizeExceeded: TOO_LARGE,
-    errors.NotFound: TEMPLATE_MISSING,
-    errors.InvalidPermission: TEMPLATE_TYPE,
-    errors.NotAvailable: SEND_FAILED,
-    errors.QuotaExceeded: QUOTA,
-}
-
-
-def translate(exc: errors.PostwireError, *, templated: bool) -> Refused:
-    if isinstance(exc, errors.InvalidValue):
-        # Left after the checks: a variable's value breaking the subject, or the subject.
-        return (XSMTPAPI_PARSE if templated else SUBJECT_BAD)(exc.description)
-    return _AFTER_CHECKS.get(type(exc), SERVER)(exc.description)
-
-
-@contextmanager
-def refusing(code: Code, *kinds: type[errors.PostwireError]) -> Iterator[None]:
-    """Domain errors of ``kinds`` (default: any) raised inside answered as ``code``."""
-    caught = kinds or (errors.PostwireError,)
-    try:
-        yield
-    except caught as exc:
-        raise code(exc.description) from None
 
 
 _ADDRESS_ERRORS = (errors.InvalidEmail, errors.InvalidValue, errors.EmptyValue)
@@ -211,100 +114,6 @@ def _flag(form: FormData, name: str, code: Code, default: bool) -> bool:
 def split_addresses(value: str) -> list[str]:
     """SendCloud's ``a@x.org;b@y.org`` (empty items dropped)."""
     return [item.strip() for item in value.split(";") if item.strip()]
-
-
-# -- xsmtpapi -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class XSmtpApi:
-    to: list[str]
-    sub: dict[str, list[str]] = field(default_factory=dict)  # key -> one value per to
-
-
-def parse_xsmtpapi(raw: str) -> XSmtpApi:
-    """SendCloud's X-SMTPAPI JSON: ``to`` (required here) and ``sub``."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise XSMTPAPI_BAD("not JSON") from None
-    if not isinstance(data, dict):
-        raise XSMTPAPI_BAD("not a JSON object")
-    unknown = sorted(set(data) - {"to", "sub"})
-    if unknown:
-        raise XSMTPAPI_BAD(f"postwire does not support {', '.join(unknown)} in xsmtpapi")
-    if "to" not in data:
-        raise XSMTPAPI_NO_TO()
-    to = data["to"]
-    if not isinstance(to, list) or not all(isinstance(t, str) for t in to):
-        raise XSMTPAPI_BAD("to is a list of addresses")
-    if not to:
-        raise XSMTPAPI_TO_EMPTY()
-    if len(to) > MAX_RECIPIENTS:
-        raise XSMTPAPI_TO_MANY()
-    sub = data.get("sub") or {}
-    if not isinstance(sub, dict):
-        raise XSMTPAPI_PARSE("sub is an object of lists")
-    values: dict[str, list[str]] = {}
-    for key, given in sub.items():
-        if not key or not isinstance(given, list) or len(given) != len(to):
-            raise XSMTPAPI_PARSE(f"sub {key!r} needs one value per recipient ({len(to)})")
-        if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in given):
-            raise XSMTPAPI_PARSE(f"sub {key!r}: values are strings or numbers")
-        values[key] = [str(v) for v in given]
-    return XSmtpApi(to, values)
-
-
-def recipient_values(
-    x: XSmtpApi, names: dict[str, str], shared: dict[str, str]
-) -> dict[str, dict[str, str]]:
-    """Each recipient's variables (lower-cased address -> parameter -> value), the first
-    spelling of a repeated address winning, as recipients are de-duplicated."""
-    found: dict[str, dict[str, str]] = {}
-    for i, to in enumerate(x.to):
-        address = parse_mailbox(to, field="recipient").address.lower()
-        found.setdefault(address, {**shared, **{names[k]: v[i] for k, v in x.sub.items()}})
-    return found
-
-
-BRACE = "brace"  # the parameter whose value is "{" in a transient template
-
-
-def transient_template(content: Rendered, keys: Sequence[str]) -> tuple[Rendered, dict[str, str]]:
-    """mail/send's subject/plain/html as a template: each key (``%name%``) a parameter
-    ``v<n>`` and each ``{`` the parameter ``brace``, so no text of the caller is ever
-    read as a parameter. Returns the template and key -> parameter."""
-    names = {key: f"v{n}" for n, key in enumerate(keys)}
-    alternatives = [re.escape(k) for k in sorted(keys, key=len, reverse=True)] + [r"\{"]
-    pattern = re.compile("|".join(alternatives))
-
-    def convert(text: str | None) -> str | None:
-        if text is None:
-            return None
-        return pattern.sub(lambda m: "{{" + names.get(m.group(), BRACE) + "}}", text)
-
-    subject = convert(content.subject)
-    assert subject is not None
-    return Rendered(subject, convert(content.text), convert(content.html)), names
-
-
-def template_with_keys(template: Rendered, keys: Sequence[str]) -> tuple[Rendered, dict[str, str]]:
-    """A stored template with each SendCloud key (``%name%``) also a ``{{name}}``."""
-    names: dict[str, str] = {}
-    for key in keys:
-        name = key.strip("%").strip()
-        if not name or "{" in name or "}" in name:
-            raise XSMTPAPI_PARSE(f"sub {key!r} is not a usable variable name")
-        names[key] = name
-
-    def convert(text: str | None) -> str | None:
-        for key, name in names.items():
-            text = text.replace(key, "{{" + name + "}}") if text is not None else None
-        return text
-
-    subject = convert(template.subject)
-    assert subject is not None
-    return Rendered(subject, convert(template.text), convert(template.html)), names
 
 
 # -- the form -------------------------------------------------------------------------
