@@ -62,7 +62,7 @@ def headers(call: Call) -> dict[str, str]:
     if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
         raise AliyunError("InvalidParameter", "Headers must be a JSON object of strings")
     reply = call.get("ReplyAddress")
-    if call.get("ReplyToAddress") == "true" and reply is None:
+    if (call.get("ReplyToAddress") or "").lower() == "true" and reply is None:
         raise AliyunError(
             "InvalidParameter",
             "ReplyToAddress=true: postwire keeps no reply address per sender; give ReplyAddress",
@@ -80,7 +80,8 @@ def common(call: Call, accepted: Sequence[str]) -> tuple[str, Mapping[str, bool]
         raise AliyunError(
             "InvalidParameter", "AddressType must be 1: postwire has no random sender address"
         )
-    if call.get("ReplyToAddress") not in (None, "true", "false"):
+    # The SDK sends its booleans as Python spells them: True, False.
+    if (call.get("ReplyToAddress") or "false").lower() not in ("true", "false"):
         raise AliyunError("InvalidParameter", "ReplyToAddress must be true or false")
     trace = call.get("ClickTrace")
     if trace not in (None, "0", "1"):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from postwire_common.addresses import parse_mailbox
-from postwire_common.errors import AlreadyExists, InvalidValue, NotFound
+from postwire_common.errors import AlreadyExists, NotFound, PostwireError
 from postwire_common.http.actions import Action
 from postwire_common.vendors.aliyun import AliyunError, Call, action
 from postwire_ingest.receiver_store import Member, ReceiverStore
@@ -59,8 +59,8 @@ def parse_details(detail: str) -> tuple[list[Member], list[tuple[str, str]]]:
             assert isinstance(entry, dict)
             address = parse_mailbox(raw, field="recipient").address
             variables = _variables(entry)
-        except (ValueError, InvalidValue) as exc:
-            reason = exc.description if isinstance(exc, InvalidValue) else str(exc)
+        except (ValueError, PostwireError) as exc:  # a bad address or bad variables
+            reason = exc.description if isinstance(exc, PostwireError) else str(exc)
             refused.append((shown, reason))
             continue
         if address.lower() in members:
