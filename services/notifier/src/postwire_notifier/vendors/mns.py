@@ -67,6 +67,10 @@ def unsupported(operation: str) -> MnsError:
     )
 
 
+def no_queue() -> MnsError:
+    return MnsError(404, "QueueNotExist", "The queue name you provided is not exist.")
+
+
 # signature -------------------------------------------------------------------------
 
 
@@ -252,16 +256,17 @@ class MnsRoute(APIRoute):
 
         async def answered(request: Request) -> Response:
             request_id = uuid.uuid4().hex.upper()
+            error: MnsError | None = None
             try:
                 response = await handler(request)
             except MnsError as exc:
-                host = str(request.base_url).rstrip("/")
-                response = Response(error_xml(exc, request_id, host), exc.status, media_type=XML)
-            except Exception:
+                error = exc
+            except Exception:  # the SDK reads only MNS's <Error>, and retries a 500
                 log.exception("MNS request failed", extra={"request_id": request_id})
                 error = MnsError(500, "InternalError", "Internal error.")
-                host = str(request.base_url).rstrip("/")
-                response = Response(error_xml(error, request_id, host), 500, media_type=XML)
+            if error is not None:
+                xml = error_xml(error, request_id, str(request.base_url).rstrip("/"))
+                response = Response(xml, error.status, media_type=XML)
             response.headers["x-mns-request-id"] = request_id
             return response
 
@@ -276,9 +281,7 @@ def router(store: ResourceStore, messages: AmqpQueues) -> APIRouter:
         try:  # another account's queue is as absent as one that never was
             return principal, await store.queue(principal.tenant_id, name)
         except NotFound:
-            raise MnsError(
-                404, "QueueNotExist", "The queue name you provided is not exist."
-            ) from None
+            raise no_queue() from None
 
     @api.get("/queues/{name}/messages")
     async def receive(name: str, request: Request) -> Response:
@@ -294,9 +297,7 @@ def router(store: ResourceStore, messages: AmqpQueues) -> APIRouter:
         try:
             found = await messages.receive(principal.tenant_id, name, most or 1, visibility, wait)
         except NotFound:  # deleted while we waited
-            raise MnsError(
-                404, "QueueNotExist", "The queue name you provided is not exist."
-            ) from None
+            raise no_queue() from None
         if not found:
             raise MnsError(404, "MessageNotExist", "Message not exist.")
         xml = messages_xml(found, int(time.time() * 1000), visibility, batch=most is not None)
