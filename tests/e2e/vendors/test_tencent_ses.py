@@ -22,8 +22,13 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.ses.v20201002 import models, ses_client
 
 from postwire_testkit.api import Tenant
+from postwire_testkit.platform import PlatformProcess
 from postwire_testkit.smtp import SmtpSink
 from postwire_testkit.wait import eventually
+
+from ..conftest import ADMIN_TOKEN
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def client(tenant: Tenant, *, secret_id: str | None = None, secret_key: str | None = None) -> Any:
@@ -300,3 +305,40 @@ async def test_actions_and_fields_postwire_lacks_answer_their_error(tenant: Tena
     with pytest.raises(TencentCloudSDKException) as raised:
         await asyncio.to_thread(sdk.call_json, "SendEmail", {**simple, "Surprise": 1})
     assert raised.value.get_code() == "UnknownParameter"
+
+
+async def test_a_template_waiting_for_approval_is_listed_so_and_not_sent(
+    tenant: Tenant, platform: PlatformProcess
+) -> None:
+    sdk = client(tenant)
+    async with httpx.AsyncClient(base_url=platform.url, headers=ADMIN, timeout=30) as operator:
+        marked = await operator.put(
+            f"/v1/admin/accounts/{tenant.name}/sensitive", json={"sensitive": True}
+        )
+        assert marked.status_code == 200, marked.text
+        made = await call(
+            sdk,
+            "CreateEmailTemplate",
+            {"TemplateName": "promo", "TemplateContent": {"Text": b64("Hi")}},
+        )
+        number = made["TemplateID"]
+        shown = await call(sdk, "GetEmailTemplate", {"TemplateID": number})
+        assert shown["TemplateStatus"] == 1
+        send = {
+            "FromEmailAddress": tenant.sender,
+            "Destination": [f"ann.{tenant.name}@example.org"],
+            "Subject": "Hi",
+            "Template": {"TemplateID": number, "TemplateData": "{}"},
+        }
+        assert await refused(sdk, "SendEmail", send) == "OperationDenied.TemplateStatusError"
+
+        found = await tenant.client("ingest").get("/v1/templates", params={"name": "promo"})
+        [template] = found.json()["Result"]["templates"]
+        template_id = template["id"]
+        rejected = await operator.post(
+            f"/v1/admin/templates/{template_id}/reject", json={"reason": "no promos"}
+        )
+        assert rejected.status_code == 200, rejected.text
+        listed = await call(sdk, "ListEmailTemplates", {"Limit": 100, "Offset": 0})
+        [mine] = [t for t in listed["TemplatesMetadata"] if t["TemplateID"] == number]
+        assert (mine["TemplateStatus"], mine["ReviewReason"]) == (2, "no promos")
