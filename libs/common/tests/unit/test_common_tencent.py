@@ -29,10 +29,14 @@ SECRET_KEY = "kY_3xampleSecretKey-0123456789abcd"
 
 
 def sdk_request(
-    params: dict[str, Any], endpoint: str = "127.0.0.1:8080", key: str = SECRET_KEY
+    params: dict[str, Any],
+    endpoint: str = "127.0.0.1:8080",
+    key: str = SECRET_KEY,
+    unsigned: bool = False,
 ) -> tuple[RequestInternal, Request]:
     """A SendEmail request exactly as the SDK builds and signs it, and as Starlette sees it."""
     profile = ClientProfile(httpProfile=HttpProfile(endpoint=endpoint, protocol="http"))
+    profile.unsignedPayload = unsigned
     client = ses_client.SesClient(credential.Credential(SECRET_ID, key), "ap-guangzhou", profile)
     built = RequestInternal(endpoint, "POST", "/")
     client._build_req_inter("SendEmail", params, built)
@@ -68,6 +72,14 @@ def test_another_key_or_a_changed_body_does_not_verify() -> None:
     assert our_signature(built, request, key=SECRET_KEY + "x") != claimed
     built.data = json.dumps({"Subject": "hellO"})
     assert our_signature(built, request) != claimed
+
+
+def test_an_unsigned_payload_is_signed_without_its_body() -> None:
+    built, request = sdk_request({"Subject": "hello"}, unsigned=True)
+    claimed = parse_authorization(built.header["Authorization"]).signature
+    assert our_signature(built, request) == claimed
+    built.data = json.dumps({"Subject": "other"})  # the client chose not to sign it
+    assert our_signature(built, request) == claimed
 
 
 def test_the_host_is_signed() -> None:
