@@ -9,14 +9,13 @@ import pytest
 from postwire_common.errors import InvalidValue
 from postwire_common.vendors.tencent import TencentError
 from postwire_ingest.vendors.tencent import (
-    CreateTemplate,
     SendEmail,
     attachments_of,
-    draft_of,
     headers_of,
     refuse_unsupported,
     template_values,
 )
+from postwire_ingest.vendors.tencent_templates import CreateTemplate, draft_of
 
 NOT_UTF8 = base64.b64encode(b"\xff").decode()
 

@@ -1,4 +1,5 @@
-"""Tencent Cloud SES (2020-10-02) actions that ingest answers: SendEmail and email templates.
+"""Tencent Cloud SES (2020-10-02) actions that ingest answers: SendEmail, and the email
+templates of ``tencent_templates.py``.
 
 ::
 
@@ -10,16 +11,13 @@
 
 A message goes to each recipient separately, as every message of ours does; MessageId is
 the first recipient's env_id (GetSendEmailStatus lists every recipient of that request).
-Tencent's TemplateID is an integer: each template has a ``number`` (migration 0017). A
-Tencent template has no subject of its own: it is stored with its name as subject, and
-SendEmail's Subject (which may use the template's ``{{variables}}``) replaces it.
+A template is named by its integer ``number``; SendEmail's Subject (which may use the
+template's ``{{variables}}``) replaces the template's own subject.
 Wire format, signature and error shape: ``postwire_common.vendors.tencent``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import replace
@@ -34,18 +32,12 @@ from postwire_common.http.actions import Action
 from postwire_common.vendors.tencent import Call, Params, TencentError, action
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.compose import Attachment, Content, decode_attachment, mailbox_value
-from postwire_ingest.limits import (
-    MAX_ATTACHMENTS,
-    MAX_REQUEST_BYTES,
-    MAX_TEMPLATE_REQUEST_BYTES,
-    MAX_TEMPLATES_PER_ACCOUNT,
-)
+from postwire_ingest.limits import MAX_ATTACHMENTS, MAX_REQUEST_BYTES
 from postwire_ingest.sending import SendCommand, fingerprint
-from postwire_ingest.templates import Draft, Status, Template, TemplateType, check_draft, check_type
+from postwire_ingest.templates import Template, check_type
+from postwire_ingest.vendors.tencent_templates import decoded, template_actions
 
 MAX_DESTINATIONS = 50  # Tencent: one SendEmail reaches at most 50 addresses
-MAX_PAGE = 100  # Tencent: Limit of a listing
-TEMPLATE_STATUS = {Status.APPROVED: 0, Status.APPROVING: 1, Status.REJECTED: 2}
 
 
 class SimpleIn(Params):
@@ -79,43 +71,6 @@ class SendEmail(Params):
     SmtpMessageId: str | None = None
     SmtpHeaders: str | None = None
     HeaderFrom: str | None = None
-
-
-class TemplateContentIn(Params):
-    Html: str | None = None
-    Text: str | None = None
-
-
-class CreateTemplate(Params):
-    TemplateName: str
-    TemplateContent: TemplateContentIn
-
-
-class UpdateTemplate(CreateTemplate):
-    TemplateID: int
-
-
-class TemplateNumber(Params):
-    TemplateID: int
-
-
-class Page(Params):
-    Limit: int
-    Offset: int = 0
-
-
-def decoded(value: str | None, field: str, code: str) -> str | None:
-    """A base64 UTF-8 text of the request, or ``code``."""
-    if value is None:
-        return None
-    try:
-        return base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        raise TencentError(code, f"{field} is not base64 of UTF-8 text") from None
-
-
-def encoded(value: str | None) -> str | None:
-    return None if value is None else base64.b64encode(value.encode("utf-8")).decode()
 
 
 def template_values(data: str | None) -> dict[str, str]:
@@ -258,82 +213,6 @@ async def send_email(ctx: IngestContext, call: Call) -> Mapping[str, Any]:
     return {"MessageId": messages[0]["env_id"]}
 
 
-# -- templates --------------------------------------------------------------------------------
-
-
-def draft_of(p: CreateTemplate) -> Draft:
-    wrong = "InvalidParameterValue.TemplateContentIsWrong"
-    html = decoded(p.TemplateContent.Html, "TemplateContent.Html", wrong)
-    text = decoded(p.TemplateContent.Text, "TemplateContent.Text", wrong)
-    if not (html or text):
-        raise TencentError(
-            "InvalidParameterValue.TemplateContentIsNULL", "TemplateContent needs Html or Text"
-        )
-    if not p.TemplateName.strip():
-        raise TencentError("InvalidParameterValue.TemplateNameIsNULL", "TemplateName is empty")
-    # No subject in a Tencent template: SendEmail's Subject replaces this one.
-    return Draft(name=p.TemplateName, subject=p.TemplateName, text=text, html=html)
-
-
-async def create_template(ctx: IngestContext, call: Call) -> Mapping[str, Any]:
-    draft = draft_of(call.params(CreateTemplate))
-    made = await ctx.templates.create(
-        call.principal.tenant_id,
-        draft,
-        TemplateType(call.principal.user_type),  # sendable by this API user (check_type)
-        check_draft(draft),
-        MAX_TEMPLATES_PER_ACCOUNT,
-    )
-    return {"TemplateID": await ctx.templates.number_of(made.id)}
-
-
-async def update_template(ctx: IngestContext, call: Call) -> Mapping[str, Any]:
-    p = call.params(UpdateTemplate)
-    draft = draft_of(p)
-    tenant = call.principal.tenant_id
-    template_id = await ctx.templates.id_of_number(tenant, p.TemplateID)
-    await ctx.templates.update(tenant, template_id, draft, check_draft(draft))
-    return {}
-
-
-async def get_template(ctx: IngestContext, call: Call) -> Mapping[str, Any]:
-    tenant = call.principal.tenant_id
-    number = call.params(TemplateNumber).TemplateID
-    template = await ctx.templates.get(tenant, await ctx.templates.id_of_number(tenant, number))
-    return {
-        "TemplateContent": {"Html": encoded(template.html), "Text": encoded(template.text)},
-        "TemplateStatus": TEMPLATE_STATUS[template.status],
-        "TemplateName": template.name,
-    }
-
-
-async def delete_template(ctx: IngestContext, call: Call) -> Mapping[str, Any]:
-    tenant = call.principal.tenant_id
-    number = call.params(TemplateNumber).TemplateID
-    await ctx.templates.delete(tenant, await ctx.templates.id_of_number(tenant, number))
-    return {}
-
-
-async def list_templates(ctx: IngestContext, call: Call) -> Mapping[str, Any]:
-    p = call.params(Page)
-    if not 1 <= p.Limit <= MAX_PAGE or p.Offset < 0:
-        raise TencentError("FailedOperation.InvalidLimit", f"Limit is 1 to {MAX_PAGE}, Offset ≥ 0")
-    rows, total = await ctx.templates.numbered_page(call.principal.tenant_id, p.Offset, p.Limit)
-    return {
-        "TemplatesMetadata": [
-            {
-                "CreatedTimestamp": int(r["created_at"].timestamp()),
-                "TemplateName": r["name"],
-                "TemplateStatus": TEMPLATE_STATUS[Status(r["status"])],
-                "TemplateID": r["number"],
-                "ReviewReason": r["reject_reason"] or "",
-            }
-            for r in rows
-        ],
-        "TotalCount": total,
-    }
-
-
 SEND_CODES: Mapping[type[errors.PostwireError], str] = {
     errors.NotFound: "FailedOperation.InvalidTemplateID",
     errors.NotAvailable: "OperationDenied.TemplateStatusError",
@@ -341,28 +220,10 @@ SEND_CODES: Mapping[type[errors.PostwireError], str] = {
     errors.SizeExceeded: "FailedOperation.EmailContentToolarge",
     errors.QuotaExceeded: "FailedOperation.FrequencyLimit",
 }
-TEMPLATE_CODES: Mapping[type[errors.PostwireError], str] = {
-    errors.NotFound: "InvalidParameterValue.TemplateNotExist",
-    errors.SizeExceeded: "FailedOperation.TemplateContentToolarge",
-    errors.NotAvailable: "FailedOperation.ExceedTemplateLimit",
-}
-# A template a scheduled task still sends (not_available) stays FailedOperation.
-DELETE_CODES: Mapping[type[errors.PostwireError], str] = {
-    errors.NotFound: "InvalidParameterValue.TemplateNotExist",
-}
 
 
 def actions(ctx: IngestContext) -> list[Action]:
-    big = MAX_TEMPLATE_REQUEST_BYTES
-    return [
-        action(
-            "SendEmail", partial(send_email, ctx), codes=SEND_CODES, body_bytes=MAX_REQUEST_BYTES
-        ),
-        action("CreateEmailTemplate", partial(create_template, ctx), codes=TEMPLATE_CODES,
-               body_bytes=big),
-        action("UpdateEmailTemplate", partial(update_template, ctx), codes=TEMPLATE_CODES,
-               body_bytes=big),
-        action("GetEmailTemplate", partial(get_template, ctx), codes=TEMPLATE_CODES),
-        action("DeleteEmailTemplate", partial(delete_template, ctx), codes=DELETE_CODES),
-        action("ListEmailTemplates", partial(list_templates, ctx), codes=TEMPLATE_CODES),
-    ]  # fmt: skip
+    send = action(
+        "SendEmail", partial(send_email, ctx), codes=SEND_CODES, body_bytes=MAX_REQUEST_BYTES
+    )
+    return [send, *template_actions(ctx)]
