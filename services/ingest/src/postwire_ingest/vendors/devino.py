@@ -23,8 +23,9 @@ from email.utils import formataddr
 from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Path, Request, Response
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 from pydantic import ConfigDict, Field, ValidationError, model_validator
+from starlette.convertors import Convertor, register_url_convertor
 
 from postwire_common.addresses import parse_mailbox
 from postwire_common.errors import (
@@ -37,7 +38,7 @@ from postwire_common.errors import (
 )
 from postwire_common.http.auth import CurrentPrincipal
 from postwire_common.http.body import parse_model, read_body
-from postwire_common.http.envelope import envelope_response, ok
+from postwire_common.http.envelope import ok
 from postwire_common.http.models import RequestModel
 from postwire_common.http.routes import ApiRoute
 from postwire_common.identity import Principal
@@ -455,42 +456,35 @@ def router(ctx: IngestContext) -> APIRouter:
         return ok({"Removed": removed})
 
     api.add_api_route(
-        "/email/{rest:path}",
-        unmatched,
+        "/email/{version:devino_other_version}/{rest:path}",
+        other_version,
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         include_in_schema=False,
-        route_class_override=APIRoute,  # no caller or query checks: any path, any caller
+        route_class_override=APIRoute,  # no caller or query checks: any caller, any query
     )
     return api
 
 
-async def unmatched(request: Request, rest: str) -> Response:
-    """What no route took: another API version (``/email/v2/...``) is not_found naming
-    v1; a v1 resource's other method 405 with Allow; anything else not_found."""
-    version = rest.partition("/")[0]
-    if version != "v1":
-        raise NotFound(
-            f"/email/{version}: no such API version; postwire serves the Devino email API "
-            f"v1 at {PREFIX}"
-        )
-    methods: set[str] = set()
-    for route in iter_route_contexts(request.app.router.routes):
-        pattern = getattr(route, "path_regex", None)
-        path = getattr(route, "path", "")
-        if pattern is None or not route.methods or path.endswith("{rest:path}"):
-            continue
-        if pattern.match(request.url.path):
-            methods |= route.methods
-    if methods:
-        return envelope_response(
-            None,
-            code="not_available",
-            description="this method is not available on this resource",
-            status=405,
-            headers={"Allow": ", ".join(sorted(methods))},
-        )
-    return envelope_response(
-        None, code="not_found", description="no such Devino resource in v1", status=404
+class OtherVersion(Convertor[str]):
+    """A path segment that is not ``v1``: only other versions reach ``other_version``, so
+    v1's own paths keep the app's 404 and 405 (with an Allow naming only their methods)."""
+
+    regex = r"(?!v1(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("devino_other_version", OtherVersion())
+
+
+async def other_version(version: str) -> Response:
+    raise NotFound(
+        f"/email/{version}: no such API version; postwire serves the Devino email API v1 at "
+        f"{PREFIX}"
     )
 
 
