@@ -38,7 +38,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
 from postwire_common import errors
-from postwire_common.addresses import Mailbox, parse_mailbox
+from postwire_common.addresses import parse_mailbox
 from postwire_common.identity import Identity, Principal
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.compose import (
@@ -148,8 +148,8 @@ async def check_sender(ctx: IngestContext, principal: Principal, form: FormData)
     name = _field(form, "fromName")
     if not name:
         return given
-    sender = mailbox_value(Mailbox(mailbox.address, ""), "From")
-    quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '" <' + sender + ">"
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+    quoted = f'"{escaped}" <{mailbox.address}>'
     with refusing(FROM_NAME_BAD, errors.InvalidEmail, errors.InvalidValue):
         parse_mailbox(quoted, field="fromName")
     return quoted
