@@ -146,6 +146,9 @@ async def test_a_task_is_cancelled_and_what_postwire_lacks_is_refused(tenant: Te
         answer(await client.post("/Messages", json=stranger), 400, "invalid_value")
         answer(await client.get("/Tasks/0000000000000000000000000Z"), 404, "not_found")
         answer(await client.delete("/Messages"), 405, "not_available")
+        xml = b"<Message><Subject>x</Subject></Message>"
+        as_xml = await client.post("/Messages", content=xml, headers={"Content-Type": "text/xml"})
+        answer(as_xml, 400, "not_available")
 
     async with httpx.AsyncClient(base_url=tenant.urls.ingest, timeout=30) as plain:
         other = await plain.get("/email/v2/Tasks/1", auth=(tenant.api_user, tenant.api_key))

@@ -36,7 +36,7 @@ from postwire_common.errors import (
     NotFound,
     PostwireError,
 )
-from postwire_common.http.auth import CurrentPrincipal
+from postwire_common.http.auth import CurrentPrincipal, current_principal
 from postwire_common.http.body import parse_model, read_body
 from postwire_common.http.envelope import ok
 from postwire_common.http.models import RequestModel
@@ -285,14 +285,26 @@ def body_doc(
     return {"requestBody": {"required": True, "content": content}}
 
 
+def check_json(request: Request) -> None:
+    """Devino also speaks XML; postwire only JSON: an XML body or an answer asked for
+    only as XML is ``not_available``, never read as broken JSON."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    accept = request.headers.get("accept", "").lower()
+    wants_xml = "xml" in accept and not any(t in accept for t in ("json", "*/*"))
+    if kind.endswith(("/xml", "+xml")) or wants_xml:
+        raise NotAvailable("XML is not available in postwire: send and accept JSON")
+
+
 class DevinoRoute(ApiRoute):
-    """ApiRoute whose domain errors speak of Devino's field names."""
+    """ApiRoute that takes JSON only and whose domain errors speak of Devino's fields."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def translated(request: Request) -> Response:
             try:
+                await current_principal(request)  # the caller first, as ApiRoute does
+                check_json(request)
                 return await handler(request)
             except PostwireError as exc:
                 exc.description = devino_text(exc.description)
