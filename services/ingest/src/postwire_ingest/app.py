@@ -64,6 +64,7 @@ class IngestService(Service):
             ("POST", "/v1/tasks/{task_id}/attachments"): MAX_TASK_ATTACHMENT_REQUEST_BYTES,
             **dict.fromkeys(TEMPLATE_CONTENT_ROUTES, MAX_TEMPLATE_REQUEST_BYTES),
             **dict.fromkeys(sendcloud.ROUTES, MAX_REQUEST_BYTES),
+            **devino.BODY_LIMITS,
             ("POST", ""): MAX_REQUEST_BYTES,  # the vendors' RPC actions, sending among them
         }
     )

@@ -60,6 +60,12 @@ from postwire_ingest.tasks import MAX_TYPED_RECIPIENTS
 from postwire_ingest.templates import Draft, TemplateType, check_draft
 
 PREFIX = "/email/v1"
+# Bodies larger than the default 64 KB (app.py hands these to the body-limit middleware).
+BODY_LIMITS = {
+    ("POST", f"{PREFIX}/Messages"): MAX_REQUEST_BYTES,
+    ("POST", f"{PREFIX}/Tasks"): MAX_TYPED_TASK_BYTES,
+    ("POST", f"{PREFIX}/Tasks/{{TaskId}}/Attachments"): MAX_TASK_ATTACHMENT_REQUEST_BYTES,
+}
 TaskId = Annotated[str, Path(alias="TaskId", description="The task's id, as created.")]
 
 # --- requests: Devino's names over postwire's ------------------------------------------
