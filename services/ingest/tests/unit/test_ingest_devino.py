@@ -14,11 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from postwire_common.errors import EmptyValue, NotAvailable
 from postwire_common.http.body import parse_model
 from postwire_ingest.templates import render
-from postwire_ingest.vendors.devino import (
+from postwire_ingest.vendors.devino import message_command
+from postwire_ingest.vendors.devino_models import (
     DevinoMessage,
     DevinoTask,
     devino_text,
-    message_command,
     task_result,
 )
 
