@@ -19,6 +19,7 @@ count can be one short after a broker failure.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import aio_pika
@@ -30,6 +31,7 @@ __all__ = [
     "EXCHANGE",
     "EXPIRED",
     "QUEUE",
+    "RECEIPT",
     "TENANT",
     "amqp_name",
     "declare",
@@ -47,6 +49,9 @@ TENANT = "x-postwire-account"
 QUEUE = "x-postwire-queue"
 ENQUEUED = "x-postwire-enqueued-ms"
 DEQUEUES = "x-postwire-dequeue-count"
+# The receipt a copy in the invisible queue was made for: a copy whose receipt is no
+# longer its message's current one was superseded (``queue_visibility``).
+RECEIPT = "x-postwire-receipt"
 
 
 def amqp_name(tenant_id: str, queue: str) -> str:
@@ -63,15 +68,21 @@ def routing_key(tenant_id: str, queue: str) -> str:
 
 
 def persistent_message(
-    body: bytes, content_type: str, message_id: str, headers: dict[str, Any]
+    body: bytes,
+    content_type: str,
+    message_id: str,
+    headers: dict[str, Any],
+    expiration: timedelta | None = None,
 ) -> Any:
-    """A persistent message, as enqueued and as copied into the invisible queue."""
+    """A persistent message, as enqueued and as copied into the invisible queue (where
+    ``expiration`` shortens the queue's TTL for this copy)."""
     return aio_pika.Message(
         body,
         content_type=content_type,
         message_id=message_id,
         headers=headers,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        expiration=expiration,
     )
 
 
