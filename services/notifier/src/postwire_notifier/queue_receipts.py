@@ -7,7 +7,8 @@ visibility timeout under a receipt handle, and deleted by that handle.
         copy with dequeue_count + 1 ──▶ invisible queue (confirmed)
         receipt (128 random bits) ──▶ notifier.queue_receipts
         ack the original
-    delete(receipt) ── receipt row removed ──▶ tombstone: the copy is dropped on return
+    delete(receipt) ── receipt row made stale ──▶ tombstone: the copy is dropped on return
+    change visibility(receipt, vt) ── see ``queue_visibility``
 
 Not deleted in time, the copy is dead-lettered back into the account queue and is
 visible again. A handle is stale (``not_found``) once its message was received again,
@@ -32,18 +33,15 @@ from postwire_common.errors import NotFound
 from postwire_notifier.queue_retention import retention, sift
 from postwire_notifier.queue_topology import (
     DEQUEUES,
+    RECEIPT,
     amqp_name,
     enqueued_ms,
     invisible_name,
     persistent_message,
 )
+from postwire_notifier.queue_visibility import STALE
 
 __all__ = ["STALE", "delete", "delete_many", "receive"]
-
-STALE = (
-    "no message with this receipt handle (deleted already, visible again, or received "
-    "again since: use the newest handle)"
-)
 
 
 async def receive(
@@ -67,7 +65,7 @@ async def receive(
                 got.append(msg)
             if not got:
                 break
-            live = await sift(pool, got, tenant_id, queue, keep)
+            live = await sift(pool, channel, got, tenant_id, queue, keep)
             found.extend(await _take(pool, channel, live, tenant_id, queue, visibility))
     return found
 
@@ -89,7 +87,8 @@ async def _take(
     for msg in msgs:
         seen = (msg.headers or {}).get(DEQUEUES)
         dequeues = (seen if isinstance(seen, int) else 0) + 1
-        headers = {**(msg.headers or {}), DEQUEUES: dequeues}
+        receipt = secrets.token_hex(16)
+        headers = {**(msg.headers or {}), DEQUEUES: dequeues, RECEIPT: receipt}
         headers.pop("x-death", None)
         message_id = msg.message_id or uuid.uuid4().hex
         content_type = msg.content_type or "text/plain"
@@ -100,7 +99,7 @@ async def _take(
         taken.append(
             {
                 "message_id": message_id,
-                "receipt_handle": secrets.token_hex(16),
+                "receipt_handle": receipt,
                 "body": msg.body.decode("utf-8"),
                 "content_type": content_type,
                 "enqueue_time": datetime.fromtimestamp(enqueued_ms(msg) / 1000, UTC),
@@ -108,17 +107,26 @@ async def _take(
             }
         )
     await asyncio.gather(*publishes)  # every copy confirmed before any original goes
+    # The body is kept for a change of visibility, which publishes another copy.
     await pool.execute(
         "INSERT INTO notifier.queue_receipts (tenant_id, queue, message_id, receipt, "
-        "visible_at) SELECT $1, $2, u.m, u.r, now() + make_interval(secs => $5) "
-        "FROM unnest($3::text[], $4::text[]) AS u(m, r) "
+        "visible_at, body, content_type, enqueued_ms, dequeues) "
+        "SELECT $1, $2, u.m, u.r, now() + make_interval(secs => $5), u.b, u.c, u.e, u.d "
+        "FROM unnest($3::text[], $4::text[], $6::bytea[], $7::text[], $8::bigint[], "
+        "$9::int[]) AS u(m, r, b, c, e, d) "
         "ON CONFLICT (tenant_id, queue, message_id) DO UPDATE "
-        "SET receipt = EXCLUDED.receipt, visible_at = EXCLUDED.visible_at",
+        "SET receipt = EXCLUDED.receipt, visible_at = EXCLUDED.visible_at, "
+        "body = EXCLUDED.body, content_type = EXCLUDED.content_type, "
+        "enqueued_ms = EXCLUDED.enqueued_ms, dequeues = EXCLUDED.dequeues",
         tenant_id,
         queue,
         [t["message_id"] for t in taken],
         [t["receipt_handle"] for t in taken],
         visibility,
+        [m.body for m in msgs],
+        [t["content_type"] for t in taken],
+        [enqueued_ms(m) for m in msgs],
+        [t["dequeue_count"] for t in taken],
     )
     for msg in msgs:
         await msg.ack()
@@ -136,8 +144,11 @@ async def delete_many(
     """Acknowledge by receipt handle; returns the handles that were current (the
     others are stale: deleted already, visible again, or received again since)."""
     async with pool.acquire() as conn, conn.transaction():
+        # The row stays, stale and without its body: its receipt still tells the
+        # message's older copies (superseded by a change of visibility) from its current.
         rows = await conn.fetch(
-            "DELETE FROM notifier.queue_receipts WHERE receipt = ANY($3::text[]) "
+            "UPDATE notifier.queue_receipts SET visible_at = now(), body = NULL "
+            "WHERE receipt = ANY($3::text[]) "
             "AND tenant_id = $1 AND queue = $2 AND visible_at > now() "
             "RETURNING receipt, message_id",
             tenant_id,

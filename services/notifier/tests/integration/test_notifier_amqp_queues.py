@@ -135,3 +135,64 @@ async def test_a_batch_acknowledges_current_handles_and_names_the_stale_ones(
     assert done == set(handles[1:])  # the first was acknowledged already
     assert await store.delete_many("another-tenant", name, handles) == set()
     assert await store.counts(tenant, name) == {"depth": 0, "in_flight": 0, "oldest_age": 0.0}
+
+
+async def test_a_visibility_made_zero_shows_the_message_at_once_and_only_once(
+    store: AmqpQueues,
+) -> None:
+    tenant, name = await a_queue(store, visibility=2)
+    await store.enqueue([Enqueue(tenant, name, "E1", b"x=1", "text/plain")])
+    [first] = await store.receive(tenant, name, 1, 2)
+    handle, visible_at = await store.change_visibility(tenant, name, first["receipt_handle"], 0)
+    assert handle != first["receipt_handle"]
+    assert visible_at.timestamp() <= time.time()
+    with pytest.raises(NotFound):  # the old handle is stale at once
+        await store.change_visibility(tenant, name, first["receipt_handle"], 5)
+    assert (await store.counts(tenant, name))["depth"] == 1
+
+    [again] = await store.receive(tenant, name, 16, 2)
+    assert (again["message_id"], again["body"]) == (first["message_id"], "x=1")
+    assert again["dequeue_count"] == 2
+    with pytest.raises(NotFound):
+        await store.change_visibility(tenant, name, handle, 5)  # received again since
+    await store.delete(tenant, name, again["receipt_handle"])
+    await asyncio.sleep(2.5)  # the superseded copy comes back from the invisible queue ...
+    assert await store.receive(tenant, name, 16, 2) == []  # ... and is dropped
+    assert await store.counts(tenant, name) == {"depth": 0, "in_flight": 0, "oldest_age": 0.0}
+
+
+async def test_a_visibility_longer_than_the_queues_keeps_the_message_hidden(
+    store: AmqpQueues,
+) -> None:
+    tenant, name = await a_queue(store, visibility=1)
+    await store.enqueue([Enqueue(tenant, name, "E1", b"x=1", "text/plain")])
+    [first] = await store.receive(tenant, name, 1, 1)
+    handle, visible_at = await store.change_visibility(tenant, name, first["receipt_handle"], 4)
+    assert visible_at.timestamp() > time.time() + 3
+    await asyncio.sleep(2)  # past the queue's visibility timeout (1 s): still hidden
+    assert await store.receive(tenant, name, 16, 1) == []
+    assert await store.counts(tenant, name) == {"depth": 0, "in_flight": 1, "oldest_age": 0.0}
+
+    [again] = await store.receive(tenant, name, 16, 1, wait=5)
+    assert time.time() >= visible_at.timestamp()
+    assert (again["message_id"], again["dequeue_count"]) == (first["message_id"], 2)
+    await store.delete(tenant, name, again["receipt_handle"])
+    await asyncio.sleep(1.5)
+    assert await store.receive(tenant, name, 16, 1) == []  # exactly once
+
+
+async def test_a_message_deleted_after_a_shortened_visibility_never_comes_back(
+    store: AmqpQueues,
+) -> None:
+    tenant, name = await a_queue(store, visibility=2)
+    await store.enqueue([Enqueue(tenant, name, "E1", b"x=1", "text/plain")])
+    [first] = await store.receive(tenant, name, 1, 2)
+    handle, _ = await store.change_visibility(tenant, name, first["receipt_handle"], 1)
+    await store.delete(tenant, name, handle)
+    await asyncio.sleep(2.5)  # both copies are back in the account queue ...
+    assert await store.receive(tenant, name, 16, 2) == []  # ... and both are dropped
+    assert await store.counts(tenant, name) == {"depth": 0, "in_flight": 0, "oldest_age": 0.0}
+    dropped = await store.pool.fetchval(
+        "SELECT dropped FROM notifier.queues WHERE tenant_id = $1 AND name = $2", tenant, name
+    )
+    assert dropped == 0
