@@ -24,6 +24,8 @@ rest of the notifier calls; each other concern has its module.
 - **Receive and delete** (``queue_receipts``): a received message is copied into the
   invisible queue under a fresh receipt handle, then acked; deleted by handle, it leaves
   a tombstone and its copy is dropped when it comes back.
+- **Change of visibility** (``queue_visibility``): the receipt row says when a message is
+  visible again; a new copy supersedes the old one, which is dropped when it comes back.
 - **Retention** (``queue_retention``): expired messages are counted in ``dropped``, also
   those past retention found by receive and the counts.
 - **Counts** (``queue_counts``): ``depth``, ``in_flight`` and ``oldest_age``.
@@ -39,13 +41,20 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
-from postwire_notifier import queue_counts, queue_receipts, queue_retention, queue_topology
+from postwire_notifier import (
+    queue_counts,
+    queue_receipts,
+    queue_retention,
+    queue_topology,
+    queue_visibility,
+)
 from postwire_notifier.queue_topology import (
     DEQUEUES,
     ENQUEUED,
@@ -165,6 +174,15 @@ class AmqpQueues:
         """Acknowledge by receipt handle; returns the handles that were current (the
         others are stale: deleted already, visible again, or received again since)."""
         return await queue_receipts.delete_many(self.pool, tenant_id, queue, receipts)
+
+    async def change_visibility(
+        self, tenant_id: str, queue: str, receipt: str, seconds: int
+    ) -> tuple[str, datetime]:
+        """Make a received message visible again ``seconds`` from now: its new receipt
+        handle and when it is visible (every HTTP surface changes it through here)."""
+        return await queue_visibility.change(
+            self.pool, self._channel, tenant_id, queue, receipt, seconds
+        )
 
     async def counts(self, tenant_id: str, queue: str) -> dict[str, Any]:
         """Visible messages, messages in flight, and the oldest visible message's age (s)."""

@@ -3,7 +3,8 @@
 ``depth`` and ``in_flight`` come from the broker's ready counts and the live receipts;
 ``oldest_age`` peeks at the head (``basic.get`` + requeue: quorum queues hand a returned
 message out first), so it is the oldest *visible* message's. Deleted and expired
-messages found at the head on the way are dropped (``queue_retention``).
+messages found at the head on the way are dropped, and copies back before their time
+are hidden again (``queue_retention``).
 """
 
 from __future__ import annotations
@@ -37,13 +38,16 @@ async def counts(
         "SELECT (SELECT count(*) FROM notifier.queue_receipts WHERE tenant_id = $1 "
         "AND queue = $2 AND visible_at > now()) AS in_flight, "
         "(SELECT count(*) FROM notifier.queue_tombstones WHERE tenant_id = $1 "
-        "AND queue = $2) AS deleted",
+        "AND queue = $2) AS deleted, "
+        "(SELECT coalesce(sum(superseded), 0) FROM notifier.queue_receipts "
+        "WHERE tenant_id = $1 AND queue = $2) AS superseded",
         tenant_id,
         queue,
     )
     in_flight = min(int(row["in_flight"]), waiting)
     return {
-        "depth": max(0, ready + waiting - in_flight - int(row["deleted"])),
+        # Deleted and superseded copies still in the broker are not messages.
+        "depth": max(0, ready + waiting - in_flight - int(row["deleted"]) - int(row["superseded"])),
         "in_flight": in_flight,
         "oldest_age": 0.0 if oldest is None else max(0.0, time.time() - oldest / 1000),
     }
@@ -60,7 +64,7 @@ async def _head(
         msg = await main.get(no_ack=False, fail=False)
         if msg is None:
             return None, removed
-        if await sift(pool, [msg], tenant_id, queue, keep):
+        if await sift(pool, channel, [msg], tenant_id, queue, keep):
             await msg.nack(requeue=True)
             return enqueued_ms(msg), removed
         removed += 1
