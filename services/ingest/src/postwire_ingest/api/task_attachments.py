@@ -9,6 +9,7 @@ after the caller is checked, and judged by ``attachments.py`` as a message's are
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -89,16 +90,21 @@ async def read_form(request: Request) -> Attachment:
         return file_attachment(part.filename, part.content_type, await part.read())
 
 
-async def read_attachment(request: Request) -> Attachment:
-    """The body as one attachment: multipart/form-data with ``file``, or JSON."""
+def json_attachment(raw: bytes) -> Attachment:
+    body = parse_model(AttachmentIn, raw)
+    return decode_attachment(body.filename, body.content, body.content_type)
+
+
+async def read_attachment(
+    request: Request, from_json: Callable[[bytes], Attachment] = json_attachment
+) -> Attachment:
+    """The body as one attachment: multipart/form-data with ``file``, or JSON (in the
+    names ``from_json`` reads: ours, or a vendor's)."""
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if kind == "multipart/form-data":
         attachment = await read_form(request)
     else:
-        body = parse_model(
-            AttachmentIn, await read_body(request, MAX_TASK_ATTACHMENT_REQUEST_BYTES)
-        )
-        attachment = decode_attachment(body.filename, body.content, body.content_type)
+        attachment = from_json(await read_body(request, MAX_TASK_ATTACHMENT_REQUEST_BYTES))
     if not attachment.data:
         raise EmptyValue(f"attachment {attachment.filename!r} is empty")
     if len(attachment.data) > MAX_TASK_ATTACHMENT_BYTES:

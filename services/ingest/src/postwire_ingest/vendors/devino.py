@@ -41,7 +41,7 @@ from postwire_common.http.routes import ApiRoute
 from postwire_common.identity import Principal
 from postwire_common.ids import checked_id
 from postwire_ingest.api.context import IngestContext
-from postwire_ingest.api.task_attachments import UPLOAD_BODY, read_form
+from postwire_ingest.api.task_attachments import UPLOAD_BODY, read_attachment
 from postwire_ingest.api.tasks import MAX_TYPED_TASK_BYTES, CreateTask, typed_in
 from postwire_ingest.compose import Attachment, Content, decode_attachment
 from postwire_ingest.limits import (
@@ -283,7 +283,7 @@ def router(ctx: IngestContext) -> APIRouter:
     )
     async def attach(task_id: TaskId, request: Request, principal: CurrentPrincipal) -> Response:
         task_id = checked_id(task_id, "TaskId")
-        attachment = await read_attachment(request)
+        attachment = await read_attachment(request, devino_attachment)
         row = await ctx.task_attachments.add(
             principal.tenant_id,
             task_id,
@@ -335,16 +335,7 @@ async def other_version(version: str) -> Response:
     )
 
 
-async def read_attachment(request: Request) -> Attachment:
-    """A file as multipart ``file`` (as /v1 takes it) or JSON {Name, Content, ContentType}."""
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind == "multipart/form-data":
-        attachment = await read_form(request)
-    else:
-        body = parse_model(
-            DevinoAttachment, await read_body(request, MAX_TASK_ATTACHMENT_REQUEST_BYTES)
-        )
-        attachment = decode_attachment(body.name, body.content, body.content_type)
-    if not attachment.data:
-        raise EmptyValue(f"attachment {attachment.filename!r} is empty")
-    return attachment
+def devino_attachment(raw: bytes) -> Attachment:
+    """A JSON attachment in Devino's names: {Name, Content, ContentType}."""
+    body = parse_model(DevinoAttachment, raw)
+    return decode_attachment(body.name, body.content, body.content_type)
