@@ -65,6 +65,15 @@ class Acknowledge(RequestModel):
     )
 
 
+class ChangeVisibility(RequestModel):
+    visibility_timeout: StrictInt = Field(
+        ge=0,
+        le=43200,
+        description="Seconds from now until the message is visible again, 0-43200 "
+        "(past the queue's own visibility timeout too).",
+    )
+
+
 class CreateSubscription(RequestModel):
     name: str = Field(description="1-256 of letters, digits, '-', '_', '.'.")
     endpoint: str = Field(description="An http(s):// URL or queue:<name>.")
@@ -195,6 +204,22 @@ def queues_router(store: ResourceStore, messages: AmqpQueues, users: BrokerUsers
     async def acknowledge(name: str, receipt_handle: str, principal: CurrentPrincipal) -> Response:
         await messages.delete(principal.tenant_id, name, receipt_handle)
         return ok()
+
+    @api.put(
+        "/{name}/messages/{receipt_handle}/visibility",
+        summary="Change when a received message is visible again",
+        description="MNS's ChangeMessageVisibility. The answer's `receipt_handle` "
+        "replaces the one given, which is stale from now on; `next_visible_time` is when "
+        "the message is visible again (a shortened visibility may be served a little "
+        "later, never later than the queue's visibility timeout from now).",
+    )
+    async def change_visibility(
+        name: str, receipt_handle: str, body: ChangeVisibility, principal: CurrentPrincipal
+    ) -> Response:
+        handle, visible_at = await messages.change_visibility(
+            principal.tenant_id, name, receipt_handle, body.visibility_timeout
+        )
+        return ok({"receipt_handle": handle, "next_visible_time": visible_at})
 
     @api.delete(
         "/{name}/messages",

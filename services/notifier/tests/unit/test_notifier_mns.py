@@ -13,6 +13,7 @@ from mns.mns_client import MNSClient
 from mns.mns_xml_handler import (
     BatchDeleteMessageDecoder,
     BatchRecvMessageDecoder,
+    ChangeMsgVisDecoder,
     ErrorDecoder,
     ReceiptHandlesEncoder,
     RecvMessageDecoder,
@@ -29,6 +30,7 @@ from postwire_notifier.vendors.mns import (
     receipt_handles,
     sign,
     string_to_sign,
+    visibility_xml,
 )
 
 NOW = 1_764_600_000.0
@@ -132,6 +134,11 @@ def test_a_batch_decodes_with_the_sdk() -> None:
     assert got[1].first_dequeue_time == got[1].enqueue_time  # not kept past the first
 
 
+def test_a_change_of_visibility_decodes_with_the_sdk() -> None:
+    handle, visible = ChangeMsgVisDecoder.decode(visibility_xml("cd" * 16, 1_764_600_030_000))
+    assert (handle, int(visible)) == ("cd" * 16, 1_764_600_030_000)
+
+
 def test_errors_decode_with_the_sdk() -> None:
     xml = error_xml(MnsError(404, "QueueNotExist", "no <queue>"), "RID", "http://h")
     assert ErrorDecoder.decodeError(xml) == ("QueueNotExist", "no <queue>", "RID", "http://h", None)
@@ -174,7 +181,7 @@ def test_numbers_out_of_range(value: str) -> None:
 
 def test_operations_are_named_as_mns_names_them() -> None:
     assert operation("POST", "/queues/q/messages") == "SendMessage"
-    assert operation("PUT", "/queues/q/messages") == "ChangeMessageVisibility"
+    assert operation("PUT", "/queues/q") == "CreateQueue/SetQueueAttributes"
     assert operation("GET", "/queues/q") == "GetQueueAttributes"
     assert operation("GET", "/queues") == "ListQueue"
     assert operation("POST", "/queues/q/x/y") == "POST /queues/q/x/y"

@@ -7,10 +7,12 @@ endpoint. AccessId is an API user's login, AccessKey its API key.
     GET    /queues/{name}/messages[?numOfMessages=n][&waitseconds=s]   (Batch)ReceiveMessage
     DELETE /queues/{name}/messages?ReceiptHandle=h                     DeleteMessage
     DELETE /queues/{name}/messages   <ReceiptHandles>…                 BatchDeleteMessage
+    PUT    /queues/{name}/messages?ReceiptHandle=h&VisibilityTimeout=s ChangeMessageVisibility
     anything else under /queues                                        AccessDenied (403)
 
-Receive (with its long poll) and delete are ``AmqpQueues``' calls, the same as
-``/v1/queues``'; this module only checks MNS's signature and speaks MNS's XML.
+Receive (with its long poll), delete and change of visibility are ``AmqpQueues``' calls,
+the same as ``/v1/queues``'; this module only checks MNS's signature and speaks MNS's
+XML. Our receipt handles are hex already, so they are MNS's handles unchanged.
 """
 
 from __future__ import annotations
@@ -36,7 +38,15 @@ from postwire_notifier.amqp_queues import AmqpQueues
 from postwire_notifier.queue_receipts import STALE
 from postwire_notifier.resource_store import ResourceStore
 
-__all__ = ["MnsError", "check_signature", "messages_xml", "router", "sign", "string_to_sign"]
+__all__ = [
+    "MnsError",
+    "check_signature",
+    "messages_xml",
+    "router",
+    "sign",
+    "string_to_sign",
+    "visibility_xml",
+]
 
 log = logging.getLogger("postwire.notifier.mns")
 
@@ -46,6 +56,7 @@ CLOCK_SKEW = 15 * 60  # seconds a request's Date may be off, as MNS allows
 PRIORITY = 8  # MNS's default; our queues have no priorities
 MAX_BATCH = 16
 MAX_WAIT = 30
+MAX_VISIBILITY = 43200
 
 
 class MnsError(Exception):
@@ -166,6 +177,13 @@ def messages_xml(found: list[dict[str, Any]], now_ms: int, visibility: int, *, b
     return f'{head}<Messages xmlns="{NS}">{inner}</Messages>'
 
 
+def visibility_xml(handle: str, next_visible_ms: int) -> str:
+    """ChangeMessageVisibility's answer: the new handle and when the message is visible."""
+    fields = _fields([("ReceiptHandle", handle), ("NextVisibleTime", next_visible_ms)])
+    head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    return f'{head}<ChangeVisibility xmlns="{NS}">{fields}</ChangeVisibility>'
+
+
 def error_xml(error: MnsError, request_id: str, host_id: str) -> str:
     fields = _fields(
         [
@@ -236,7 +254,6 @@ OPERATIONS = {
     (2, "PUT"): "CreateQueue/SetQueueAttributes",
     (2, "DELETE"): "DeleteQueue",
     (3, "POST"): "SendMessage",
-    (3, "PUT"): "ChangeMessageVisibility",
     (3, "GET"): "PeekMessage",
 }
 
@@ -321,6 +338,25 @@ def router(store: ResourceStore, messages: AmqpQueues) -> APIRouter:
         except NotFound:
             raise MnsError(400, "ReceiptHandleError", STALE) from None
         return Response(status_code=204)
+
+    @api.put("/queues/{name}/messages")
+    async def change_visibility(name: str, request: Request) -> Response:
+        principal, _ = await caller_queue(request, name)
+        query = request.query_params
+        handle = query.get("ReceiptHandle")
+        if handle is None:
+            raise MnsError(400, "MissingReceiptHandle", "ReceiptHandle is required.")
+        seconds = number(query, "VisibilityTimeout", 0, MAX_VISIBILITY)
+        if seconds is None:
+            raise MnsError(400, "MissingVisibilityTimeout", "VisibilityTimeout is required.")
+        try:
+            fresh, visible_at = await messages.change_visibility(
+                principal.tenant_id, name, handle, seconds
+            )
+        except NotFound:  # as DeleteMessage answers a stale handle
+            raise MnsError(400, "ReceiptHandleError", STALE) from None
+        xml = visibility_xml(fresh, int(visible_at.timestamp() * 1000))
+        return Response(xml, media_type=XML)
 
     @api.api_route("/queues", methods=["GET", "POST", "PUT", "DELETE"])
     @api.api_route("/queues/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
