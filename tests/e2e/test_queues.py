@@ -201,3 +201,59 @@ async def test_a_batch_acknowledge_deletes_what_it_names_and_reports_stale_handl
     answer = await api(tenant).request("DELETE", "/v1/queues/batch-q/messages", json=too_many)
     assert answer.status_code == 400
     assert envelope(answer)["Code"] == "invalid_value"
+
+
+async def change_visibility(tenant: Tenant, queue: str, handle: str, seconds: int) -> Any:
+    answer = await api(tenant).put(
+        f"/v1/queues/{queue}/messages/{handle}/visibility", json={"visibility_timeout": seconds}
+    )
+    return await ok(answer)
+
+
+async def test_a_visibility_extended_past_the_queues_keeps_the_message_hidden(
+    tenant: Tenant,
+) -> None:
+    queue = {"name": "extended", "visibility_timeout": 1}
+    await ok(await api(tenant).post("/v1/queues", json=queue), 201)
+    await make_rule(tenant, "extended", ["Deliver:Request"], ["queue:extended"])
+    await tenant.send([f"ext.{tenant.name}@example.org"])
+    [first] = await receive(tenant, "extended")
+
+    changed = await change_visibility(tenant, "extended", first["receipt_handle"], 4)
+    assert changed["receipt_handle"] != first["receipt_handle"]
+    started = time.time()
+    assert await receive(tenant, "extended", wait=2) == []  # past the queue's 1 s
+    shown = await ok(await api(tenant).get("/v1/queues/extended"))
+    assert (shown["depth"], shown["in_flight"]) == (0, 1)
+
+    [again] = await receive(tenant, "extended", wait=5)
+    assert time.time() - started >= 3.5
+    assert (again["message_id"], again["dequeue_count"]) == (first["message_id"], 2)
+    await ok(await api(tenant).delete(f"/v1/queues/extended/messages/{again['receipt_handle']}"))
+    assert await receive(tenant, "extended", wait=2) == []  # exactly once
+
+
+async def test_a_visibility_made_zero_shows_the_message_again_at_once(tenant: Tenant) -> None:
+    await ok(await api(tenant).post("/v1/queues", json={"name": "at-once"}), 201)
+    await make_rule(tenant, "at-once", ["Deliver:Request"], ["queue:at-once"])
+    await tenant.send([f"zero.{tenant.name}@example.org"])
+    [first] = await receive(tenant, "at-once")
+
+    changed = await change_visibility(tenant, "at-once", first["receipt_handle"], 0)
+    [again] = await receive(tenant, "at-once", wait=0)
+    assert (again["message_id"], again["body"]) == (first["message_id"], first["body"])
+    assert again["dequeue_count"] == 2
+    assert again["receipt_handle"] not in {changed["receipt_handle"], first["receipt_handle"]}
+    for stale in (first["receipt_handle"], changed["receipt_handle"]):
+        answer = await api(tenant).put(
+            f"/v1/queues/at-once/messages/{stale}/visibility", json={"visibility_timeout": 5}
+        )
+        assert (answer.status_code, envelope(answer)["Code"]) == (404, "not_found")
+    too_long = await api(tenant).put(
+        f"/v1/queues/at-once/messages/{again['receipt_handle']}/visibility",
+        json={"visibility_timeout": 43201},
+    )
+    assert (too_long.status_code, envelope(too_long)["Code"]) == (400, "invalid_value")
+    await ok(await api(tenant).delete(f"/v1/queues/at-once/messages/{again['receipt_handle']}"))
+    shown = await ok(await api(tenant).get("/v1/queues/at-once"))
+    assert (shown["depth"], shown["in_flight"]) == (0, 0)

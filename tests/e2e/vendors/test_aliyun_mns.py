@@ -1,10 +1,12 @@
 """Aliyun MNS's own SDK (``aliyun-mns-sdk``) consuming an account queue that an event rule
 fills: the seed's ``env_id=…&…&event=deliver…`` line of a mail the loopback MX received,
-long polling, receipt handles, batch receive and delete, and refusals the SDK's way."""
+long polling, receipt handles, batch receive and delete, changes of visibility, and
+refusals the SDK's way."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -67,17 +69,46 @@ async def test_a_delivered_mail_reaches_the_sdk_consumer_as_the_seeds_line(
     assert message.dequeue_count == 1
     assert message.next_visible_time > message.enqueue_time
 
-    # Received, it is invisible; its visibility cannot be changed (AccessDenied).
+    # Received, it is invisible.
     assert (await refused(queue.receive_message, 0)).type == "MessageNotExist"
-    changing = await refused(queue.change_message_visibility, message.receipt_handle, 60)
-    assert changing.type == "AccessDenied"
-    assert "ChangeMessageVisibility" in changing.message
 
     await call(queue.delete_message, message.receipt_handle)
     stale = await refused(queue.delete_message, message.receipt_handle)
     assert stale.type == "ReceiptHandleError"
     # Deleted, it does not come back once its visibility timeout (3 s) has passed.
     assert (await refused(queue.receive_message, 6)).type == "MessageNotExist"
+
+
+async def test_a_changed_visibility_gives_a_new_handle_and_a_new_time(
+    platform: PlatformProcess, tenant: Tenant
+) -> None:
+    await queue_with_rule(tenant, "later", "Deliver:Request")
+    await tenant.send([f"later.{tenant.name}@example.org"])
+    queue = mns_queue(platform, tenant.api_user, tenant.api_key, "later")
+    first = await call(queue.receive_message, 20)
+
+    # Past the queue's own visibility timeout (3 s).
+    changed = await call(queue.change_message_visibility, first.receipt_handle, 6)
+    assert changed.receipt_handle != first.receipt_handle
+    assert int(changed.next_visible_time) >= int(first.next_visible_time) + 2_000
+    stale = await refused(queue.change_message_visibility, first.receipt_handle, 0)
+    assert stale.type == "ReceiptHandleError"
+    assert (await refused(queue.delete_message, first.receipt_handle)).type == (
+        "ReceiptHandleError"
+    )
+    assert (await refused(queue.receive_message, 4)).type == "MessageNotExist"
+
+    again = await call(queue.receive_message, 10)
+    assert time.time() * 1000 >= int(changed.next_visible_time) - 100
+    assert (again.message_id, again.dequeue_count) == (first.message_id, 2)
+    assert again.message_body == first.message_body
+    # Shortened to 0: visible again at once, under yet another handle.
+    now = await call(queue.change_message_visibility, again.receipt_handle, 0)
+    last = await call(queue.receive_message, 0)
+    assert (last.message_id, last.dequeue_count) == (first.message_id, 3)
+    assert (await refused(queue.delete_message, now.receipt_handle)).type == "ReceiptHandleError"
+    await call(queue.delete_message, last.receipt_handle)
+    assert (await refused(queue.receive_message, 5)).type == "MessageNotExist"
 
 
 async def test_batch_receive_and_batch_delete(platform: PlatformProcess, tenant: Tenant) -> None:
