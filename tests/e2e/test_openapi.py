@@ -152,6 +152,8 @@ def run_schemathesis(url: str, tenant: Tenant) -> tuple[list[str], set[str]]:
     return failures, phases
 
 
+# The whole API, every phase: longer than the suite's 300 s default on a 2-CPU machine.
+@pytest.mark.timeout(1200)
 def test_schemathesis_finds_no_failure(platform: PlatformProcess, tenant: Tenant) -> None:
     # In the main thread, with no event loop running beside it: CPython 3.11.7 can raise
     # "SystemError: AST constructor recursion depth mismatch" when two threads build ASTs
