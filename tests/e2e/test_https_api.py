@@ -4,6 +4,8 @@ terminates TLS in front of postwire."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import os
 import subprocess
 import sys
@@ -12,6 +14,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alibabacloud_dm20151123 import models as dm_models
+from alibabacloud_dm20151123.client import Client as DmClient
+from alibabacloud_tea_openapi.models import Config as AliyunConfig
+from alibabacloud_tea_util.models import RuntimeOptions
+from tencentcloud.common import credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.ses.v20201002 import models as ses_models
+from tencentcloud.ses.v20201002.ses_client import SesClient
 
 from postwire_testkit.api import Tenant, envelope
 from postwire_testkit.platform import PlatformProcess
@@ -66,6 +78,51 @@ async def test_a_send_over_https_is_verified_against_the_operators_ca(
     async with httpx.AsyncClient(timeout=5) as untrusting:
         with pytest.raises(httpx.ConnectError):
             await untrusting.get(f"{https_platform.url}/healthz")
+
+
+async def test_vendor_sdks_send_over_https_trusting_the_operators_ca(
+    https_platform: PlatformProcess, tenant: Tenant, mx: SmtpSink
+) -> None:
+    """The SDKs as their users point them at a TLS endpoint: Tencent's HttpProfile with
+    its certification file, Aliyun's runtime option ``ca``."""
+    endpoint = https_platform.url.removeprefix("https://")
+    ca_file = str(https_platform.ca_file)
+    profile = ClientProfile(
+        httpProfile=HttpProfile(endpoint=endpoint, protocol="https", certification=ca_file)
+    )
+    ses = SesClient(credential.Credential(tenant.api_user, tenant.api_key), "ap-hongkong", profile)
+    request = ses_models.SendEmailRequest()
+    request.FromEmailAddress = tenant.sender
+    request.Destination = ["tencent-tls@example.org"]
+    request.Subject = "TLS"
+    request.Simple = ses_models.Simple()
+    request.Simple.Text = base64.b64encode(b"over TLS").decode()
+    sent = await asyncio.to_thread(ses.SendEmail, request)
+    assert sent.MessageId
+
+    config = AliyunConfig(
+        access_key_id=tenant.api_user,
+        access_key_secret=tenant.api_key,
+        endpoint=endpoint,
+        protocol="https",
+    )
+    single = dm_models.SingleSendMailRequest(
+        account_name=tenant.sender, address_type=1, reply_to_address=False,
+        to_address="aliyun-tls@example.org", subject="TLS", text_body="over TLS",
+    )  # fmt: skip
+    dm = DmClient(config)
+    answer = await asyncio.to_thread(
+        dm.single_send_mail_with_options, single, RuntimeOptions(ca=ca_file)
+    )
+    assert answer.body.env_id
+    for rcpt in ("tencent-tls@example.org", "aliyun-tls@example.org"):
+        await eventually(lambda rcpt=rcpt: mx.for_rcpt(rcpt), what=f"the mail to {rcpt}")
+
+    # Without the operator's CA, the SDK refuses the endpoint.
+    untrusting = ClientProfile(httpProfile=HttpProfile(endpoint=endpoint, protocol="https"))
+    plain = SesClient(credential.Credential(tenant.api_user, tenant.api_key), "", untrusting)
+    with pytest.raises(TencentCloudSDKException):
+        await asyncio.to_thread(plain.SendEmail, request)
 
 
 def test_half_a_tls_configuration_refuses_to_start(env: dict[str, str], tmp_path: Path) -> None:
