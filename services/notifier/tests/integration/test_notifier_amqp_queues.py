@@ -167,7 +167,7 @@ async def test_a_visibility_longer_than_the_queues_keeps_the_message_hidden(
     tenant, name = await a_queue(store, visibility=1)
     await store.enqueue([Enqueue(tenant, name, "E1", b"x=1", "text/plain")])
     [first] = await store.receive(tenant, name, 1, 1)
-    handle, visible_at = await store.change_visibility(tenant, name, first["receipt_handle"], 4)
+    _, visible_at = await store.change_visibility(tenant, name, first["receipt_handle"], 4)
     assert visible_at.timestamp() > time.time() + 3
     await asyncio.sleep(2)  # past the queue's visibility timeout (1 s): still hidden
     assert await store.receive(tenant, name, 16, 1) == []
