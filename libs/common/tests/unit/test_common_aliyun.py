@@ -8,13 +8,18 @@ from types import SimpleNamespace
 
 import pytest
 from alibabacloud_tea_openapi.utils import Utils
+from hypothesis import given
+from hypothesis import strategies as st
 
 from postwire_common.vendors.aliyun import (
     AliyunError,
     Nonces,
     acs3_signature,
+    canonical_query,
+    encoded_again,
     parse_authorization,
     parse_timestamp,
+    pct,
     rpc_signature,
 )
 
@@ -88,3 +93,9 @@ def test_an_authorization_without_a_signature_is_incomplete() -> None:
     with pytest.raises(AliyunError) as incomplete:
         parse_authorization("ACS3-HMAC-SHA256 Credential=a,SignedHeaders=host")
     assert incomplete.value.code == "IncompleteSignature"
+
+
+@given(st.lists(st.tuples(st.text(), st.text())))
+def test_a_canonical_query_is_encoded_again_as_quote_would(pairs: list[tuple[str, str]]) -> None:
+    canonical = canonical_query(pairs)
+    assert encoded_again(canonical) == pct(canonical)

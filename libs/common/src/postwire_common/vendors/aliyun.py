@@ -119,6 +119,13 @@ def pct(value: str) -> str:
     return quote(value, safe="~")
 
 
+def encoded_again(canonical: str) -> str:
+    """``pct`` of a canonical query: its characters are unreserved ones, '%', '=' and '&'
+    only, so three replacements do what ``quote`` does one character at a time (a tenth
+    of a send's time, for a body of a few KB)."""
+    return canonical.replace("%", "%25").replace("=", "%3D").replace("&", "%26")
+
+
 def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{pct(k)}={pct(v)}" for k, v in sorted(pairs))
 
@@ -145,7 +152,7 @@ def acs3_signature(
 def rpc_signature(secret: str, method: str, params: Iterable[tuple[str, str]]) -> str:
     """The base64 RPC HMAC-SHA1 signature over every parameter but ``Signature``."""
     signed = canonical_query((k, v) for k, v in params if k != "Signature")
-    text = f"{method}&{pct('/')}&{pct(signed)}"
+    text = f"{method}&{pct('/')}&{encoded_again(signed)}"
     digest = hmac.new(f"{secret}&".encode(), text.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
