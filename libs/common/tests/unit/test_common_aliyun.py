@@ -78,15 +78,15 @@ def test_a_request_outside_the_window_is_refused() -> None:
     assert malformed.value.code == "InvalidTimeStamp.Format"
 
 
-def test_a_nonce_is_used_once_per_access_key() -> None:
+async def test_a_nonce_is_used_once_per_access_key() -> None:
     nonces = Nonces(cap=2)
-    nonces.use("a", "1")
-    nonces.use("b", "1")
+    await nonces.use("a", "1")
+    await nonces.use("b", "1")
     with pytest.raises(AliyunError) as used:
-        nonces.use("b", "1")
+        await nonces.use("b", "1")
     assert used.value.code == "SignatureNonceUsed"
-    nonces.use("c", "1")  # past the cap the oldest is forgotten
-    nonces.use("a", "1")
+    await nonces.use("c", "1")  # past the cap the oldest is forgotten
+    await nonces.use("a", "1")
 
 
 def test_an_authorization_without_a_signature_is_incomplete() -> None:

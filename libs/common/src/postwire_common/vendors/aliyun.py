@@ -13,8 +13,9 @@ AccessKeyId and its API key as the AccessKeySecret (``Identity.signing_secret``)
 
 Answers: success is the action's JSON with a fresh ``RequestId``; an error is HTTP 4xx/5xx
 ``{"RequestId", "HostId", "Code", "Message"}``, which the SDK raises with ``code``.
-Nonces are remembered per process for the signature window (a replay to another replica
-within it is not caught).
+A nonce is used once within the signature window: per process for the read actions
+(``Nonces``), in a table of the service's schema for the ones that change something
+(``StoredNonces``: a replay to another process or replica is refused too).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote
 
+import asyncpg
 from fastapi import Request, Response
 from pydantic_core import to_json
 
@@ -193,14 +195,24 @@ def parse_timestamp(value: str | None, now: datetime) -> datetime:
     return when
 
 
+class NonceBook(Protocol):
+    async def use(self, access_key_id: str, nonce: str) -> None:
+        """Record ``nonce``; ``SignatureNonceUsed`` if it was used within the window."""
+
+
+def _nonce_used() -> AliyunError:
+    return AliyunError("SignatureNonceUsed", "Specified signature nonce was used already.")
+
+
 class Nonces:
-    """The nonces seen within the window, by access key; the oldest go first past ``cap``."""
+    """The nonces this process saw within the window, by access key; the oldest go first
+    past ``cap``."""
 
     def __init__(self, cap: int = 200_000) -> None:
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._cap = cap
 
-    def use(self, access_key_id: str, nonce: str) -> None:
+    async def use(self, access_key_id: str, nonce: str) -> None:
         now = time.monotonic()
         while self._seen and (
             len(self._seen) >= self._cap
@@ -208,8 +220,37 @@ class Nonces:
         ):
             self._seen.popitem(last=False)
         if (access_key_id, nonce) in self._seen:
-            raise AliyunError("SignatureNonceUsed", "Specified signature nonce was used already.")
+            raise _nonce_used()
         self._seen[(access_key_id, nonce)] = now
+
+
+class StoredNonces:
+    """Nonces in ``table`` (``access_key_id, nonce, used_at``; in the schema of the service
+    that answers the action), so every process and replica refuses a replay; rows older
+    than the window are swept now and then."""
+
+    SWEEP_SECONDS = 60.0
+
+    def __init__(self, pool: asyncpg.Pool, table: str) -> None:
+        self._pool = pool
+        self._table = table  # a name from our own code, never from a request
+        self._swept = 0.0
+
+    async def use(self, access_key_id: str, nonce: str) -> None:
+        fresh = await self._pool.fetchval(
+            f"INSERT INTO {self._table} (access_key_id, nonce) VALUES ($1, $2) "  # noqa: S608
+            "ON CONFLICT DO NOTHING RETURNING true",
+            access_key_id,
+            nonce,
+        )
+        if not fresh:
+            raise _nonce_used()
+        if time.monotonic() - self._swept > self.SWEEP_SECONDS:
+            self._swept = time.monotonic()
+            await self._pool.execute(
+                f"DELETE FROM {self._table} WHERE used_at < now() - $1::interval",  # noqa: S608
+                WINDOW * 2,  # either side of our clock
+            )
 
 
 NONCES = Nonces()
@@ -254,7 +295,7 @@ class Call:
             )
 
 
-async def authenticate(request: Request) -> Call:
+async def authenticate(request: Request, nonces: NonceBook = NONCES) -> Call:
     raw = await request.body()
     body = raw.decode("utf-8", "replace")
     query = parse_qsl(request.url.query, keep_blank_values=True)
@@ -295,7 +336,7 @@ async def authenticate(request: Request) -> Call:
         )
     if not nonce:
         raise AliyunError("MissingParameter", "SignatureNonce is mandatory.")
-    NONCES.use(key_id, nonce)
+    await nonces.use(key_id, nonce)
     return Call(secret.principal, {k: v for k, v in params.items() if k not in ENVELOPE})
 
 
@@ -318,13 +359,14 @@ async def _secret(identity: Identity, access_key_id: str) -> _Secret:
 Run = Callable[[Call], Awaitable[Mapping[str, Any]]]
 
 
-def action(name: str, run: Run) -> Action:
-    """An Aliyun action: authenticate, ``run``, answer its data or the error in Aliyun's
-    shape (a domain error translated through ``DOMAIN_CODES``)."""
+def action(name: str, run: Run, nonces: NonceBook = NONCES) -> Action:
+    """An Aliyun action: authenticate (its nonce recorded in ``nonces``), ``run``, answer
+    its data or the error in Aliyun's shape (a domain error translated through
+    ``DOMAIN_CODES``)."""
 
     async def handler(request: Request) -> Response:
         try:
-            return ok(await run(await authenticate(request)))
+            return ok(await run(await authenticate(request, nonces)))
         except AliyunError as exc:
             return error(exc.code, exc.message, exc.status)
         except errors.PostwireError as exc:

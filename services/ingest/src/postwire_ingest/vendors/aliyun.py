@@ -17,7 +17,7 @@ from typing import Any
 
 from postwire_common.errors import InvalidValue, NotFound
 from postwire_common.http.actions import Action
-from postwire_common.vendors.aliyun import AliyunError, Call, action
+from postwire_common.vendors.aliyun import AliyunError, Call, NonceBook, StoredNonces, action
 from postwire_ingest.api.context import IngestContext
 from postwire_ingest.compose import Content
 from postwire_ingest.limits import MAX_RECIPIENTS
@@ -99,7 +99,7 @@ async def sender_of(ctx: IngestContext, call: Call, account_name: str, alias: st
     return mailbox(alias, account_name)
 
 
-def single_send_mail(ctx: IngestContext) -> Action:
+def single_send_mail(ctx: IngestContext, nonces: NonceBook) -> Action:
     async def run(call: Call) -> dict[str, Any]:
         account_name, tracking = common(call, SINGLE)
         to = recipients(call.required("ToAddress"))
@@ -117,7 +117,7 @@ def single_send_mail(ctx: IngestContext) -> Action:
         accepted = await ctx.sender.send(call.principal, command)
         return {"EnvId": accepted[0]["env_id"]}
 
-    return action("SingleSendMail", run)
+    return action("SingleSendMail", run, nonces)
 
 
 async def template_named(ctx: IngestContext, call: Call, name: str) -> Template:
@@ -131,7 +131,7 @@ async def template_named(ctx: IngestContext, call: Call, name: str) -> Template:
     return template
 
 
-def batch_send_mail(ctx: IngestContext, receivers: ReceiverStore) -> Action:
+def batch_send_mail(ctx: IngestContext, receivers: ReceiverStore, nonces: NonceBook) -> Action:
     async def run(call: Call) -> dict[str, Any]:
         account_name, tracking = common(call, BATCH)
         template = await template_named(ctx, call, call.required("TemplateName"))
@@ -164,10 +164,10 @@ def batch_send_mail(ctx: IngestContext, receivers: ReceiverStore) -> Action:
             raise AliyunError("InvalidReceiver.NotFound", f"the list {name!r} has no members", 404)
         return {"EnvId": env_id}
 
-    return action("BatchSendMail", run)
+    return action("BatchSendMail", run, nonces)
 
 
-def query_mail_address_by_param(ctx: IngestContext) -> Action:
+def query_mail_address_by_param(ctx: IngestContext, nonces: NonceBook) -> Action:
     async def run(call: Call) -> dict[str, Any]:
         call.only(("KeyWord", "PageNo", "PageSize", "Sendtype"))
         page, size = call.integer("PageNo", 1, 1, 10_000), call.integer("PageSize", 10, 1, 100)
@@ -186,7 +186,7 @@ def query_mail_address_by_param(ctx: IngestContext) -> Action:
             "data": {"mailAddress": [_address(s, call.principal.user_type) for s in shown]},
         }
 
-    return action("QueryMailAddressByParam", run)
+    return action("QueryMailAddressByParam", run, nonces)
 
 
 def _address(sender: Mapping[str, Any], user_type: str) -> dict[str, Any]:
@@ -204,9 +204,11 @@ def _address(sender: Mapping[str, Any], user_type: str) -> dict[str, Any]:
 
 
 def actions(ctx: IngestContext, receivers: ReceiverStore) -> list[Action]:
+    # Sending and recipient lists change things: a replay is refused by every process.
+    nonces = StoredNonces(ctx.store.pool, "ingest.signature_nonces")
     return [
-        single_send_mail(ctx),
-        batch_send_mail(ctx, receivers),
-        query_mail_address_by_param(ctx),
-        *aliyun_receivers.actions(receivers),
+        single_send_mail(ctx, nonces),
+        batch_send_mail(ctx, receivers, nonces),
+        query_mail_address_by_param(ctx, nonces),
+        *aliyun_receivers.actions(receivers, nonces),
     ]

@@ -16,7 +16,7 @@ from typing import Any
 from postwire_common.addresses import parse_mailbox
 from postwire_common.errors import AlreadyExists, NotFound, PostwireError
 from postwire_common.http.actions import Action
-from postwire_common.vendors.aliyun import AliyunError, Call, action
+from postwire_common.vendors.aliyun import AliyunError, Call, NonceBook, action
 from postwire_ingest.receiver_store import Member, ReceiverStore
 
 MAX_DETAILS = 500  # Aliyun: recipients per SaveReceiverDetail
@@ -70,7 +70,7 @@ def parse_details(detail: str) -> tuple[list[Member], list[tuple[str, str]]]:
     return list(members.values()), refused
 
 
-def actions(receivers: ReceiverStore) -> list[Action]:
+def actions(receivers: ReceiverStore, nonces: NonceBook) -> list[Action]:
     async def create(call: Call) -> dict[str, Any]:
         call.only(("ReceiversName", "ReceiversAlias", "Desc"))
         name = call.required("ReceiversName")
@@ -125,10 +125,10 @@ def actions(receivers: ReceiverStore) -> list[Action]:
         return {}
 
     return [
-        action("CreateReceiver", create),
-        action("SaveReceiverDetail", save),
-        action("QueryReceiverByParam", query),
-        action("DeleteReceiver", delete),
+        action("CreateReceiver", create, nonces),
+        action("SaveReceiverDetail", save, nonces),
+        action("QueryReceiverByParam", query, nonces),
+        action("DeleteReceiver", delete, nonces),
     ]
 
 
