@@ -30,12 +30,10 @@ from postwire_common.observability.metrics import PUSHES
 from postwire_common.schemas import EventBatch
 from postwire_notifier.directory import WebhookDirectory
 from postwire_notifier.http_client import Answer, SafeClient
-from postwire_notifier.payload import push_body
 from postwire_notifier.resources import Strategy, retry_waits
 from postwire_notifier.signature import new_token, signature_headers, signed
 from postwire_notifier.store import Attempt, NotifierStore, Push
-from postwire_notifier.vendors import sendcloud
-from postwire_notifier.webhooks import post_args
+from postwire_notifier.webhooks import post_args, push_fields
 
 log = logging.getLogger("postwire.notifier")
 
@@ -72,11 +70,12 @@ class Pusher:
         for event in batch.events:
             hooks = await self._directory.matching(event.tenant_id, event.event.value)
             if hooks:
-                body = push_body(event, self._settings.region)
-                for h in hooks:
-                    native = h.push_format != sendcloud.FORMAT
-                    fields = body if native else sendcloud.push_fields(event)
-                    rows.append((h.id, event.event_id, event.time, new_token(), fields))
+                region = self._settings.region
+                bodies = {f: push_fields(event, region, f) for f in {h.push_format for h in hooks}}
+                rows.extend(
+                    (h.id, event.event_id, event.time, new_token(), bodies[h.push_format])
+                    for h in hooks
+                )
         if rows and await self._store.create_pushes(rows):
             self._wake_lanes()
 

@@ -40,6 +40,13 @@ def describe(answer: Answer) -> str:
     return f"HTTP {answer.status}"
 
 
+def push_fields(event: MailEvent, region: str, push_format: str) -> dict[str, Any]:
+    """The fields of a webhook push of ``event``, before signing, in the webhook's format."""
+    if push_format == sendcloud.FORMAT:
+        return sendcloud.push_fields(event)
+    return push_body(event, region)
+
+
 def post_args(fields: dict[str, Any], push_format: str) -> dict[str, Any]:
     """``SafeClient.request`` arguments of a signed POST in the webhook's format."""
     if push_format == sendcloud.FORMAT:
@@ -89,10 +96,7 @@ async def test_push(client: SafeClient, hook: Webhook, event: str, region: str) 
         time=now,
         url="https://example.com/" if kind is EventType.CLICK else None,
     )
-    body = push_body(sample, region)
-    if hook.push_format == sendcloud.FORMAT:
-        body = sendcloud.push_fields(sample)
-    fields = signed(body, hook.app_key, new_token())
+    fields = signed(push_fields(sample, region, hook.push_format), hook.app_key, new_token())
     answer = await client.request("POST", hook.url, **post_args(fields, hook.push_format))
     return {
         "ok": answer.ok,

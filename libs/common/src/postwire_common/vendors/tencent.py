@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from postwire_common import errors
 from postwire_common.http.actions import Action, Dialect
 from postwire_common.http.body import read_body
+from postwire_common.http.limits import DEFAULT_LIMIT
 from postwire_common.identity import Principal
 
 __all__ = [
@@ -63,7 +64,6 @@ VERSION = "2020-10-02"
 SERVICE = "ses"
 ALGORITHM = "TC3-HMAC-SHA256"
 MAX_SKEW_SECONDS = 300  # Tencent refuses a timestamp more than 5 minutes off
-DEFAULT_BODY_BYTES = 64 * 1024
 
 # Every action of SES 2020-10-02 (the SDK's SesClient): one we do not answer is
 # UnsupportedOperation; a name outside the API is InvalidAction, as Tencent answers it.
@@ -303,7 +303,7 @@ def action(
     run: Run,
     *,
     codes: Mapping[type[errors.PostwireError], str] | None = None,
-    body_bytes: int = DEFAULT_BODY_BYTES,
+    body_bytes: int = DEFAULT_LIMIT,
 ) -> Action:
     """``run`` as the SES action ``name``: the signature checked first, and every error
     (ours, translated through ``codes`` then :data:`CODES`) answered in Tencent's shape."""
